@@ -1,0 +1,132 @@
+"""
+Runs ONE (implementation, workload, size) in the current (fresh) process and prints ONE JSON line:
+
+    {"seconds": ..., "peak_rss_kb": ..., "rss_before_kb": ..., "check": ..., ...}
+
+Usage (normally invoked by run.py, with the right interpreter / PYTHONPATH for the implementation):
+
+    python benchmarks/worker.py IMPL WORKLOAD SIZE
+    IMPL     = asyncio | ours | v0013 | v0035
+    WORKLOAD = relay | fanout | fanin | nesting | replay | hash | import
+
+Only the workload itself is timed (time.perf_counter): the returned callable creates the event loop, enters and
+leaves `MiniAgents()` (framework implementations) and runs the work; interpreter start-up, imports and data
+preparation are outside the timed region. For `import` the timed region is the import of the public API itself, done
+before anything else is imported here (so it is the same as the total of `python -X importtime`).
+"""
+
+import sys
+import time
+
+# which module implements the workloads for which implementation ("ours" and 0.0.13 share the same API => same code)
+WORKLOAD_MODULES = {
+    "asyncio": "workloads_asyncio",
+    "ours": "workloads_ours",
+    "v0013": "workloads_ours",
+    "v0035": "workloads_peer_latest",
+}
+
+
+def _time_import(impl: str) -> tuple[float, str]:
+    """Time the import of the public API (nothing but builtins has been imported at this point)."""
+    if impl == "asyncio":
+        start = time.perf_counter()
+        import asyncio  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
+
+        return time.perf_counter() - start, "n/a"
+
+    if impl == "v0035":
+        start = time.perf_counter()
+        # pylint: disable=import-outside-toplevel,unused-import
+        from miniagents import InteractionContext, MiniAgents, TextMessage, miniagent  # noqa: F401
+
+        return time.perf_counter() - start, "top-level"
+
+    # "ours" / "v0013": `import miniagents` + the 0.0.13-style public names
+    start = time.perf_counter()
+    try:
+        # pylint: disable=import-outside-toplevel,unused-import
+        from miniagents import InteractionContext, Message, MiniAgents, miniagent  # noqa: F401
+
+        style = "top-level"
+    except ImportError:
+        # 0.0.13's `miniagents/__init__.py` is empty: the names live in the submodules
+        # pylint: disable=import-outside-toplevel,unused-import
+        from miniagents.messages import Message  # noqa: F401,F811
+        from miniagents.miniagents import InteractionContext, MiniAgents, miniagent  # noqa: F401,F811
+
+        style = "submodules"
+    return time.perf_counter() - start, style
+
+
+def main() -> None:
+    impl, workload, size = sys.argv[1:4]
+    if impl not in WORKLOAD_MODULES:
+        raise SystemExit(f"unknown implementation {impl!r}")
+
+    if workload == "import":
+        seconds, api_import = _time_import(impl)
+        check: object = "ok"
+        rss_before_kb = None
+    else:
+        import gc  # pylint: disable=import-outside-toplevel
+        import importlib  # pylint: disable=import-outside-toplevel
+
+        module = importlib.import_module(WORKLOAD_MODULES[impl])
+        api_import = module.API_IMPORT
+        bench = getattr(module, f"bench_{workload}", None)
+        if bench is None:
+            raise SystemExit(f"workload {workload!r} is not implemented for {impl!r}")
+        run = bench(size)  # untimed preparation (data, closures); agents were defined at import time
+        gc.collect()
+        rss_before_kb = _maxrss_kb()
+        start = time.perf_counter()
+        check = run()
+        seconds = time.perf_counter() - start
+
+    peak_rss_kb = _maxrss_kb()
+
+    import json  # pylint: disable=import-outside-toplevel
+
+    miniagents_module = sys.modules.get("miniagents")
+    print(
+        json.dumps(
+            {
+                "seconds": seconds,
+                "peak_rss_kb": peak_rss_kb,
+                "rss_before_kb": rss_before_kb,
+                "check": check,
+                "impl": impl,
+                "workload": workload,
+                "size": size,
+                "api_import": api_import,
+                "miniagents_file": getattr(miniagents_module, "__file__", None),
+                "miniagents_version": _miniagents_version(impl),
+                "python": sys.version.split()[0],
+                "executable": sys.executable,
+            },
+            sort_keys=True,
+        ),
+        flush=True,
+    )
+
+
+def _maxrss_kb() -> int:
+    import resource  # pylint: disable=import-outside-toplevel
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kilobytes on Linux
+
+
+def _miniagents_version(impl: str) -> object:
+    if impl == "asyncio":
+        return None
+    from importlib import metadata  # pylint: disable=import-outside-toplevel
+
+    try:
+        return metadata.version("miniagents")
+    except metadata.PackageNotFoundError:
+        return None
+
+
+if __name__ == "__main__":
+    main()

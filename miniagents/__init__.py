@@ -1,0 +1,39 @@
+"""MiniAgents: async multi-agent framework with immutable messages and token streaming end to end."""
+
+from miniagents.messages import Message, MessagePromise, MessageSequencePromise
+from miniagents.miniagent_typing import MessageType
+from miniagents.miniagents import (
+    AgentCall,
+    AgentCallNode,
+    AgentReplyNode,
+    InteractionContext,
+    MessageSequence,
+    MiniAgent,
+    MiniAgents,
+    miniagent,
+)
+from miniagents.promising.ext.frozen import Frozen
+from miniagents.promising.promising import Promise, PromisingContext, StreamAppender, StreamedPromise
+from miniagents.promising.sentinels import AWAIT, CLEAR
+
+__all__ = [
+    "AWAIT",
+    "CLEAR",
+    "AgentCall",
+    "AgentCallNode",
+    "AgentReplyNode",
+    "Frozen",
+    "InteractionContext",
+    "Message",
+    "MessagePromise",
+    "MessageSequence",
+    "MessageSequencePromise",
+    "MessageType",
+    "MiniAgent",
+    "MiniAgents",
+    "Promise",
+    "PromisingContext",
+    "StreamAppender",
+    "StreamedPromise",
+    "miniagent",
+]

@@ -1,0 +1,1 @@
+"""Extensions on top of the core: LLM agents, chat histories, user agents."""

@@ -1,0 +1,101 @@
+"""
+The offline stand-in LLM: deterministic, no key, no network. NOT a real model.
+
+It exists so demos, notebooks and tests run anywhere. Its replies are computed from the input by a
+plain function (by default a labelled echo), split into word tokens and streamed at a chosen pace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from miniagents.ext.llm.llm_common import AssistantMessage, LLMAgent
+from miniagents.messages import Message
+from miniagents.miniagents import InteractionContext, MiniAgent, miniagent
+
+OFFLINE_MODEL = "offline-stand-in"
+ReplyFunction = Callable[[tuple[Message, ...]], str]
+
+
+class OfflineMessage(AssistantMessage):
+    """A reply of the offline stand-in LLM (not a real model)."""
+
+
+def default_reply(messages: tuple[Message, ...]) -> str:
+    """A deterministic, clearly labelled reply that echoes the last message."""
+    if not messages:
+        return "[offline stand-in LLM, not a real model] I received no messages."
+    last = str(messages[-1])
+    return (
+        f"[offline stand-in LLM, not a real model] I received {len(messages)} message(s). "
+        f"The last one says: {last}"
+    )
+
+
+def tokenize(text: str) -> list[str]:
+    """Split text into word-like tokens that join back to exactly `text`."""
+    return re.findall(r"\s*\S+|\s+", text)
+
+
+def create_offline_agent(
+    reply_function: ReplyFunction = default_reply,
+    token_delay: float = 0.0,
+    alias: str = "OFFLINE_LLM",
+    model: str = OFFLINE_MODEL,
+    **miniagent_kwargs: Any,
+) -> MiniAgent:
+    """
+    An agent that answers like an LLM without being one: `reply_function(messages) -> str`, streamed
+    as word tokens, `token_delay` seconds apart (0 = as fast as possible, still yielding control).
+    Call-time kwargs `model`, `stream`, `reply_metadata`, `token_delay` and `system` are honoured.
+    """
+
+    async def offline_llm_agent(ctx: InteractionContext, **kwargs: Any) -> None:
+        await OfflineLLMAgent(ctx, **kwargs).arun()
+
+    return miniagent(
+        offline_llm_agent,
+        alias=alias,
+        description="The offline stand-in LLM: deterministic replies, NOT a real model.",
+        reply_function=reply_function,
+        model=model,
+        token_delay=token_delay,
+        **miniagent_kwargs,
+    )
+
+
+class OfflineLLMAgent(LLMAgent):
+    response_message_class = OfflineMessage
+
+    def __init__(
+        self,
+        ctx: InteractionContext,
+        reply_function: ReplyFunction,
+        token_delay: float,
+        system: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(ctx, **kwargs)
+        self.reply_function = reply_function
+        self.token_delay = token_delay
+        self.system = system
+
+    async def _aproduce_tokens(
+        self, messages: tuple[Message, ...], metadata_so_far: dict[str, Any]
+    ) -> AsyncIterator[str]:
+        if self.system is not None:
+            messages = (Message(text=self.system, role="system"), *messages)
+        text = self.reply_function(messages)
+        tokens = tokenize(text)
+        metadata_so_far["usage"] = {"input_tokens": sum(len(tokenize(str(m))) for m in messages),
+                                    "output_tokens": len(tokens)}
+        metadata_so_far["stop_reason"] = "end_turn"
+        if not self.stream:
+            yield text
+            return
+        for token in tokens:
+            await asyncio.sleep(self.token_delay)
+            yield token

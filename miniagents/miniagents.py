@@ -1,0 +1,364 @@
+"""Agents: the MiniAgents context, `@miniagent`, agent calls and the interaction graph they leave."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import inspect
+from collections.abc import Awaitable, Callable, Iterable
+from contextvars import ContextVar
+from typing import Any, TypeVar, overload
+
+from miniagents.message_sequence import MessageSequence, MessageType
+from miniagents.messages import Message, MessagePromise, MessageSequencePromise
+from miniagents.promising.errors import AppenderClosedError
+from miniagents.promising.ext.frozen import Frozen, freeze_value
+from miniagents.promising.promising import Promise, PromisingContext, _as_handler_list
+from miniagents.promising.sentinels import DEFAULT, Sentinel
+
+T = TypeVar("T")
+PersistMessageHandler = Callable[[Promise[Any], Message], Awaitable[None]]
+
+_calling_agent: ContextVar[AgentCall | None] = ContextVar("miniagents_calling_agent", default=None)
+
+__all__ = [
+    "AgentCall",
+    "AgentCallNode",
+    "AgentReplyNode",
+    "InteractionContext",
+    "MessageSequence",
+    "MiniAgent",
+    "MiniAgents",
+    "miniagent",
+]
+
+
+class MiniAgents(PromisingContext):
+    """
+    The context agents run in: `async with MiniAgents(): ...` or `MiniAgents().run(coroutine)`.
+
+    `on_persist_message` handlers receive every Message resolved anywhere, once per instance, nested
+    messages before the message that holds them.
+    """
+
+    def __init__(
+        self,
+        stream_llm_tokens_by_default: bool = True,
+        on_promise_resolved: Any = (),
+        on_persist_message: PersistMessageHandler | Iterable[PersistMessageHandler] = (),
+        **context_kwargs: Any,
+    ) -> None:
+        super().__init__(on_promise_resolved=on_promise_resolved, **context_kwargs)
+        self.stream_llm_tokens_by_default = stream_llm_tokens_by_default
+        self._persist_handlers: list[PersistMessageHandler] = _as_handler_list(on_persist_message)
+        self._last_call_id = 0
+
+    @classmethod
+    def get_current(cls) -> MiniAgents:
+        return super().get_current()  # type: ignore[return-value]
+
+    def run(self, awaitable: Awaitable[T]) -> T:
+        """
+        Run `awaitable` inside this context and return its result (blocking).
+
+        Inside an already running event loop (a Jupyter cell) it runs on a private event loop in a
+        worker thread, so script-style code works unchanged without patching the running loop.
+        """
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(self.arun(awaitable))
+        with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="miniagents-run") as executor:
+            return executor.submit(asyncio.run, self.arun(awaitable)).result()
+
+    async def arun(self, awaitable: Awaitable[T]) -> T:
+        """Await `awaitable` inside this context, then wait for every task it started."""
+        async with self:
+            return await awaitable
+
+    def on_persist_message(self, handler: PersistMessageHandler) -> PersistMessageHandler:
+        """Register `async handler(promise, message)`; usable as a decorator."""
+        self._persist_handlers.append(handler)
+        return handler
+
+    def _promise_resolved(self, promise: Promise[Any], result: Any) -> None:
+        super()._promise_resolved(promise, result)
+        if isinstance(result, Message):
+            handlers = self._all_persist_handlers()
+            if handlers:
+                self._schedule_persistence(promise, result, handlers)
+
+    def _all_persist_handlers(self) -> list[PersistMessageHandler]:
+        handlers: list[PersistMessageHandler] = []
+        context: PromisingContext | None = self
+        while context is not None:
+            handlers.extend(getattr(context, "_persist_handlers", ()))
+            context = context.parent
+        return handlers
+
+    def _schedule_persistence(
+        self, promise: Promise[Any], message: Message, handlers: list[PersistMessageHandler]
+    ) -> None:
+        for each in (*message.sub_messages(), message):
+            if each._persisted:
+                continue
+            each._persisted = True
+            for handler in handlers:
+                self.start_asap(handler(promise, each), log_level_for_errors=self.log_level_for_errors)
+
+    def _observes_interactions(self) -> bool:
+        """Whether anyone can see the interaction graph (so it is worth building)."""
+        context: PromisingContext | None = self
+        while context is not None:
+            if context._resolved_handlers or getattr(context, "_persist_handlers", None):
+                return True
+            context = context.parent
+        return False
+
+
+class AgentCallNode(Message):
+    """
+    Part of the interaction graph: an agent was called with these messages (plus the agent's
+    interaction metadata and the call's function kwargs as extra fields). `call_id` numbers the calls
+    of a MiniAgents context in order; `parent_call_id` is the call of the agent that made this call.
+    """
+
+    agent_alias: str
+    messages: tuple[Message, ...] = ()
+    call_id: int | None = None
+    parent_call_id: int | None = None
+
+
+class AgentReplyNode(Message):
+    """Part of the interaction graph: the replies an agent call produced (and its error, if it failed)."""
+
+    agent_alias: str
+    agent_call: AgentCallNode
+    replies: tuple[Message, ...] = ()
+    error: str | None = None
+
+
+_RESERVED_NODE_FIELDS = frozenset(AgentCallNode.model_fields)
+
+
+class MiniAgent:
+    """An agent: an `async def f(ctx, **kwargs)` function with an alias, a description and bound kwargs."""
+
+    def __init__(
+        self,
+        func: Callable[..., Awaitable[None]],
+        alias: str | None = None,
+        description: str | None = None,
+        uppercase_func_name: bool = True,
+        normalize_spaces_in_docstring: bool = True,
+        interaction_metadata: dict[str, Any] | None = None,
+        **partial_kwargs: Any,
+    ) -> None:
+        if not inspect.iscoroutinefunction(func):
+            name = getattr(func, "__name__", repr(func))
+            raise TypeError(
+                f"an agent must be an async function (`async def {name}(ctx, ...)`), got {name!r} "
+                f"of type {type(func).__name__}"
+            )
+        self._func = func
+        if alias is None:
+            alias = func.__name__.upper() if uppercase_func_name else func.__name__
+        if description is None:
+            description = inspect.getdoc(func) or ""
+            if normalize_spaces_in_docstring:
+                description = " ".join(description.split())
+        self.alias = alias
+        self.description = description.replace("{AGENT_ALIAS}", alias)
+        self.interaction_metadata = Frozen(**(interaction_metadata or {}))
+        self._partial_kwargs = partial_kwargs
+        self.__name__ = alias
+        self.__doc__ = self.description
+
+    def inquire(
+        self, messages: MessageType | None = None, start_asap: bool | Sentinel = DEFAULT, **function_kwargs: Any
+    ) -> MessageSequencePromise:
+        """Call the agent; returns its reply sequence at once (the agent starts in the background)."""
+        call = AgentCall(self, start_asap, function_kwargs)
+        if messages is not None:
+            call.send_message(messages)
+        return call.reply_sequence()
+
+    def initiate_inquiry(self, start_asap: bool | Sentinel = DEFAULT, **function_kwargs: Any) -> AgentCall:
+        """Start a call whose input messages are sent afterwards with `send_message()`."""
+        return AgentCall(self, start_asap, function_kwargs)
+
+    def fork(self, alias: str | None = None, description: str | None = None, **partial_kwargs: Any) -> MiniAgent:
+        """The same function as a new agent with more bound kwargs (later values override earlier ones)."""
+        return MiniAgent(
+            self._func,
+            alias=alias or self.alias,
+            description=description if description is not None else self.description,
+            interaction_metadata=dict(self.interaction_metadata.frozen_fields_and_values()),
+            **{**self._partial_kwargs, **partial_kwargs},
+        )
+
+    def __repr__(self) -> str:
+        return f"MiniAgent({self.alias!r})"
+
+
+@overload
+def miniagent(func: Callable[..., Awaitable[None]], /, **kwargs: Any) -> MiniAgent: ...
+@overload
+def miniagent(func: None = None, /, **kwargs: Any) -> Callable[[Callable[..., Awaitable[None]]], MiniAgent]: ...
+def miniagent(func: Any = None, /, **kwargs: Any) -> Any:
+    """Turn `async def f(ctx, **kwargs)` into a MiniAgent: `@miniagent` or `@miniagent(alias=...)`."""
+    if func is None:
+        return lambda actual_func: MiniAgent(actual_func, **kwargs)
+    return MiniAgent(func, **kwargs)
+
+
+class InteractionContext:
+    """What an agent function receives first: its input `messages` and the means to `reply`."""
+
+    __slots__ = ("_call", "messages", "this_agent")
+
+    def __init__(self, this_agent: MiniAgent, messages: MessageSequencePromise, call: AgentCall) -> None:
+        self.this_agent = this_agent
+        self.messages = messages
+        self._call = call
+
+    def reply(self, messages: MessageType) -> None:
+        """Add any MessageType to the reply sequence (non-blocking; nested agent calls keep running)."""
+        appender = self._call._reply.message_appender
+        if appender.is_closed:
+            raise AppenderClosedError(
+                f"{self.this_agent.alias} cannot reply any more: its reply sequence is finished "
+                f"(finish_early() was called or the agent returned); the reply was {messages!r:.80}"
+            )
+        appender.append(messages)
+
+    def finish_early(self) -> None:
+        """End the reply sequence now; a later `reply()` raises AppenderClosedError."""
+        self._call._reply.message_appender.close()
+
+
+class AgentCall:
+    """One call of an agent: send input messages to it, then take its `reply_sequence()`."""
+
+    __slots__ = (
+        "_context",
+        "_error",
+        "_function_kwargs",
+        "_input",
+        "_interaction",
+        "_reply",
+        "agent",
+        "call_id",
+        "parent",
+    )
+
+    def __init__(self, agent: MiniAgent, start_asap: bool | Sentinel, function_kwargs: dict[str, Any]) -> None:
+        context = MiniAgents.get_current()
+        if start_asap is DEFAULT:
+            start_asap = context.start_everything_asap_by_default
+        for name, value in function_kwargs.items():
+            try:
+                freeze_value(value, name)
+            except ValueError as exc:
+                raise ValueError(f"{agent.alias}: function kwargs must be freezable: {exc}") from None
+        self.agent = agent
+        self._context = context
+        self._function_kwargs = function_kwargs
+        self._error: BaseException | None = None
+        context._last_call_id += 1
+        self.call_id = context._last_call_id
+        self.parent = _calling_agent.get()
+        self._input = MessageSequence(appender_capture_errors=True, start_asap=start_asap)
+        self._reply = MessageSequence(appender_capture_errors=True, start_asap=start_asap)
+        self._input.message_appender.open()
+        self._reply.message_appender.open()
+        self._interaction = InteractionContext(agent, self._input.sequence_promise, self)
+        if start_asap:
+            context._track(self._arun())
+        else:
+            self._reply.on_first_demand = self._start_on_demand
+
+    def send_message(self, messages: MessageType) -> AgentCall:
+        """Send more input messages (any MessageType); chainable."""
+        self._input.message_appender.append(messages)
+        return self
+
+    def finish(self) -> AgentCall:
+        """No more input messages will be sent."""
+        self._input.message_appender.close()
+        return self
+
+    def reply_sequence(self) -> MessageSequencePromise:
+        """Finish the input and return the agent's reply sequence."""
+        self.finish()
+        return self._reply.sequence_promise
+
+    def _start_on_demand(self) -> None:
+        self._context._track(self._arun())
+
+    async def _arun(self) -> None:
+        agent = self.agent
+        replies = self._reply.message_appender
+        _calling_agent.set(self)  # this task's own context: calls made from here are this call's children
+        try:
+            await agent._func(self._interaction, **agent._partial_kwargs, **self._function_kwargs)
+        except Exception as exc:
+            self._error = exc
+            _log_once(self._context, agent, exc)
+            if replies.is_open:
+                replies._deliver(exc)
+        except BaseException as exc:  # cancelled or interrupted: consumers get the error, never a hang
+            self._error = exc
+            if replies.is_open:
+                replies._deliver(exc)
+            raise
+        finally:
+            replies.close()
+            self._input.message_appender.close()  # the agent is done: later input would go unread
+            if self._context._observes_interactions():
+                self._context._track(self._arecord_interaction())
+
+    async def _arecord_interaction(self) -> None:
+        """Resolve the AgentCallNode / AgentReplyNode of this call, so they reach the handlers."""
+        metadata = dict(self.agent.interaction_metadata.frozen_fields_and_values())
+        for name, value in self._function_kwargs.items():
+            metadata[f"kwarg_{name}" if name in _RESERVED_NODE_FIELDS else name] = value
+        call_node = AgentCallNode(
+            agent_alias=self.agent.alias,
+            messages=await _aresolved_messages(self._input.sequence_promise),
+            call_id=self.call_id,
+            parent_call_id=self.parent.call_id if self.parent is not None else None,
+            **metadata,
+        )
+        reply_node = AgentReplyNode(
+            agent_alias=self.agent.alias,
+            agent_call=call_node,
+            replies=await _aresolved_messages(self._reply.sequence_promise),
+            error=None if self._error is None else f"{type(self._error).__name__}: {self._error}",
+        )
+        # resolved promises of the nodes are what the resolution and persistence handlers observe
+        call_node.as_promise  # noqa: B018
+        reply_node.as_promise  # noqa: B018
+
+
+async def _aresolved_messages(sequence: MessageSequencePromise) -> tuple[Message, ...]:
+    """The messages of a sequence that resolved; failed ones are left out (their errors went elsewhere)."""
+    messages = []
+    async for piece in sequence._raw_pieces():
+        if isinstance(piece, MessagePromise):
+            try:
+                messages.append(await piece)
+            except Exception:  # noqa: S112 - the consumer of that message gets this error
+                continue
+    return tuple(messages)
+
+
+def _log_once(context: PromisingContext, agent: MiniAgent, exc: BaseException) -> None:
+    if getattr(exc, "_miniagents_logged", False):
+        return
+    try:
+        exc._miniagents_logged = True  # type: ignore[attr-defined]
+    except AttributeError:
+        pass
+    context.logger.log(context.log_level_for_errors, "agent %s failed: %r", agent.alias, exc, exc_info=exc)
+

@@ -1,0 +1,160 @@
+"""Frozen: an immutable pydantic model with a content-derived, git-style `hash_key`."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import types
+import typing
+from collections.abc import Iterator
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, PrivateAttr, model_validator
+
+from miniagents.promising.promising import PromisingContext
+
+_LEAF_TYPES = (str, int, float, bool, type(None))
+_EXACT_LEAF_TYPES = frozenset(_LEAF_TYPES)
+
+
+class Frozen(BaseModel):
+    """
+    An immutable pydantic model that accepts arbitrary extra fields.
+
+    Values are frozen recursively at construction (`dict` -> `Frozen`, `list`/`tuple` -> `tuple`);
+    allowed leaves are `None, str, int, float, bool` and `Frozen`. Anything else is rejected with a
+    `ValidationError` naming the field and the type. Every instance carries `class_`, its class name.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    class_: str = ""
+
+    _hash_key: str | None = PrivateAttr(default=None)
+
+    # field name -> Frozen subclass a dict given for that declared field is turned into
+    _dict_targets: ClassVar[dict[str, type[Frozen]]] = {}
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        targets = {}
+        for name, field in cls.model_fields.items():
+            target = _frozen_class_in_annotation(field.annotation)
+            if target is not None:
+                targets[name] = target
+        cls._dict_targets = targets
+
+    @model_validator(mode="before")
+    @classmethod
+    def _freeze_input(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            raise TypeError(f"{cls.__name__} expects keyword fields, got {type(data).__name__}")
+        class_name = cls.__name__
+        given_class = data.get("class_", class_name)
+        if given_class != class_name:
+            raise ValueError(f"class_ must be {class_name!r} for {class_name}, got {given_class!r}")
+        targets = cls._dict_targets
+        frozen = {"class_": class_name}
+        for name, value in data.items():
+            if name != "class_":
+                frozen[name] = freeze_value(value, name, targets.get(name, Frozen))
+        return frozen
+
+    # ------------------------------------------------------------------ fields
+
+    def frozen_fields(self) -> tuple[str, ...]:
+        """The names of all fields that are set, declared ones first, `class_` included."""
+        extra = self.__pydantic_extra__
+        return (*self.__dict__, *extra) if extra else tuple(self.__dict__)
+
+    def frozen_fields_and_values(self, exclude_class: bool = True) -> Iterator[tuple[str, Any]]:
+        """(name, value) of every field, declared ones first; `class_` left out unless asked for."""
+        for name, value in self.__dict__.items():
+            if not (exclude_class and name == "class_"):
+                yield name, value
+        if self.__pydantic_extra__:
+            yield from self.__pydantic_extra__.items()
+
+    # ----------------------------------------------------------- serialization
+
+    def serialize(self) -> dict[str, Any]:
+        """A plain dict of this model (`class_` included), nested models as dicts, tuples as lists."""
+        return self.model_dump(mode="json")
+
+    @property
+    def serialized(self) -> str:
+        """`serialize()` as JSON text: sorted keys, non-ASCII characters kept as they are."""
+        return json.dumps(self.serialize(), ensure_ascii=False, sort_keys=True)
+
+    @property
+    def full_json(self) -> str:
+        """The whole model, nested models inline, as indented JSON text."""
+        return json.dumps(self.model_dump(mode="json"), ensure_ascii=False, sort_keys=True, indent=2)
+
+    @property
+    def hash_key(self) -> str:
+        """sha256 hex digest of `serialized`; 40 characters unless the context wants longer keys."""
+        hash_key = self._hash_key
+        if hash_key is None:
+            hash_key = hashlib.sha256(self.serialized.encode("utf-8")).hexdigest()
+            context = PromisingContext.get_current_or_none()
+            if context is None or not context.longer_hash_keys:
+                hash_key = hash_key[:40]
+            self._hash_key = hash_key
+        return hash_key
+
+    # ------------------------------------------------------------ presentation
+
+    @property
+    def as_string(self) -> str:
+        """How this model reads as text; subclasses customise it through `_as_string()`."""
+        return self._as_string()
+
+    def _as_string(self) -> str:
+        return self.full_json
+
+    def __str__(self) -> str:
+        return self.as_string
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        """Only the fields that differ from their defaults, and never `class_`."""
+        fields = type(self).model_fields
+        for name, value in self.frozen_fields_and_values():
+            field = fields.get(name)
+            if field is None or field.is_required() or value != field.default:
+                yield name, value
+
+
+def freeze_value(value: Any, path: str, dict_class: type[Frozen] = Frozen) -> Any:
+    """
+    Return `value` frozen: dicts become `dict_class` models, lists and tuples become tuples.
+
+    Raises ValueError naming `path` (the field, e.g. `meta.tags[2]`) and the offending type.
+    """
+    value_type = type(value)
+    if value_type in _EXACT_LEAF_TYPES or isinstance(value, (Frozen, *_LEAF_TYPES)):
+        return value
+    if value_type is tuple or value_type is list or isinstance(value, (list, tuple)):
+        return tuple([freeze_value(item, f"{path}[{index}]", dict_class) for index, item in enumerate(value)])
+    if isinstance(value, dict):
+        for key in value:
+            if not isinstance(key, str):
+                raise ValueError(f"field {path!r}: dict keys must be str, got {type(key).__name__} ({key!r})")
+        return dict_class(**{key: freeze_value(item, f"{path}.{key}") for key, item in value.items()})
+    raise ValueError(
+        f"field {path!r}: values of type {value_type.__name__} cannot be frozen "
+        "(allowed: None, str, int, float, bool, dict, list, tuple and Frozen models)"
+    )
+
+
+def _frozen_class_in_annotation(annotation: Any) -> type[Frozen] | None:
+    """The Frozen subclass named by an annotation like `Message`, `Message | None`, `tuple[Message, ...]`."""
+    if isinstance(annotation, type) and issubclass(annotation, Frozen):
+        return annotation
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType, tuple, list):
+        for argument in typing.get_args(annotation):
+            found = _frozen_class_in_annotation(argument)
+            if found is not None:
+                return found
+    return None

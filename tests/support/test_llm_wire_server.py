@@ -1,0 +1,358 @@
+"""Drive the real `openai` and `anthropic` SDKs against LLMWireServer."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Iterator
+from typing import Any, TypeVar
+
+import anthropic
+import openai
+import pytest
+import pytest_asyncio
+
+from .llm_wire_server import Fault, LLMWireServer, Reply, ToolCall, Usage
+
+try:  # newer SDKs are built on httpx2, older ones on httpx
+    import httpx2 as httpx_module
+except ImportError:  # pragma: no cover
+    import httpx as httpx_module  # type: ignore[no-redef]
+
+T = TypeVar("T")
+KEY = "test-key"
+USER = [{"role": "user", "content": "say hello"}]
+WEATHER = ToolCall(
+    "get_weather", {"city": "Paris", "unit": "c"}, id="call_1", chunks=['{"city": ', '"Paris", "unit": "c"}']
+)
+
+
+async def within(awaitable: Awaitable[T], seconds: float = 10.0) -> T:
+    """Fail instead of hanging."""
+    return await asyncio.wait_for(awaitable, seconds)
+
+
+@pytest.fixture
+def server() -> Iterator[LLMWireServer]:
+    with LLMWireServer() as srv:
+        yield srv
+
+
+class Clients:
+    """Makes async SDK clients pointed at the server and closes them at the end of the test."""
+
+    def __init__(self, server: LLMWireServer) -> None:
+        self.server = server
+        self.made: list[openai.AsyncOpenAI | anthropic.AsyncAnthropic] = []
+
+    def openai(self, **kwargs: Any) -> openai.AsyncOpenAI:
+        kwargs = {"timeout": 5.0, **kwargs}
+        self.made.append(openai.AsyncOpenAI(api_key=KEY, base_url=self.server.openai_base_url, **kwargs))
+        return self.made[-1]  # type: ignore[return-value]
+
+    def anthropic(self, **kwargs: Any) -> anthropic.AsyncAnthropic:
+        kwargs = {"timeout": 5.0, **kwargs}
+        self.made.append(
+            anthropic.AsyncAnthropic(api_key=KEY, base_url=self.server.anthropic_base_url, **kwargs)
+        )
+        return self.made[-1]  # type: ignore[return-value]
+
+
+@pytest_asyncio.fixture
+async def clients(server: LLMWireServer) -> AsyncIterator[Clients]:
+    made = Clients(server)
+    yield made
+    for client in made.made:
+        await client.close()
+
+
+# --- OpenAI -----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_openai_stream_text_chunks_and_usage(server: LLMWireServer, clients: Clients) -> None:
+    server.enqueue(Reply(tokens=["Hel", "lo", "!"], model="gpt-4o-mini", usage=Usage(7, 3)))
+
+    async def run() -> list[Any]:
+        stream = await clients.openai().chat.completions.create(
+            model="gpt-4o-mini", messages=USER, stream=True, stream_options={"include_usage": True}
+        )
+        return [chunk async for chunk in stream]
+
+    chunks = await within(run())
+    assert chunks[0].choices[0].delta.role == "assistant"
+    assert [c.choices[0].delta.content for c in chunks[1:4]] == ["Hel", "lo", "!"]
+    assert chunks[4].choices[0].finish_reason == "stop"
+    assert chunks[-1].choices == [] and chunks[-1].usage is not None
+    assert (chunks[-1].usage.prompt_tokens, chunks[-1].usage.completion_tokens) == (7, 3)
+    assert {c.id for c in chunks} == {chunks[0].id} and chunks[0].object == "chat.completion.chunk"
+    assert all(c.model == "gpt-4o-mini" for c in chunks)
+    request = server.requests[0]
+    assert request.path == "/v1/chat/completions" and request.body["stream"] is True
+    assert request.api_key == KEY and KEY not in repr(request) and KEY not in str(request.redacted_headers())
+
+
+def test_openai_sync_plain_json_and_path_without_v1(server: LLMWireServer) -> None:
+    server.enqueue(Reply(tokens=["Hi", " there"], model="gpt-4o-mini"))
+    client = openai.OpenAI(api_key=KEY, base_url=server.openai_base_url.removesuffix("/v1"), timeout=5.0)
+    completion = client.chat.completions.create(model="gpt-4o-mini", messages=USER)
+    assert completion.choices[0].message.content == "Hi there"
+    assert completion.choices[0].finish_reason == "stop" and completion.object == "chat.completion"
+    assert completion.usage is not None and completion.usage.completion_tokens == 2
+    assert completion.usage.prompt_tokens == 2  # default usage: words in the prompt
+    assert server.requests[0].path == "/chat/completions"
+    assert server.requests[0].headers["authorization"] == f"Bearer {KEY}"
+
+
+@pytest.mark.asyncio
+async def test_openai_stream_tool_call_fragments(server: LLMWireServer, clients: Clients) -> None:
+    server.enqueue(Reply(tool_calls=[WEATHER]))
+
+    async def run() -> list[Any]:
+        stream = await clients.openai().chat.completions.create(model="gpt-4o", messages=USER, stream=True)
+        return [chunk async for chunk in stream]
+
+    chunks = await within(run())
+    first = chunks[0].choices[0].delta
+    assert first.role == "assistant" and first.tool_calls is not None
+    call = first.tool_calls[0]
+    assert (call.index, call.id, call.type, call.function.name) == (0, "call_1", "function", "get_weather")
+    pieces = [c.choices[0].delta.tool_calls[0].function.arguments for c in chunks[1:-1]]
+    assert pieces == WEATHER.fragments()
+    assert json.loads("".join(pieces)) == {"city": "Paris", "unit": "c"}
+    assert chunks[-1].choices[0].finish_reason == "tool_calls"
+
+
+@pytest.mark.asyncio
+async def test_openai_plain_tool_call(server: LLMWireServer, clients: Clients) -> None:
+    server.enqueue(Reply(tool_calls=[WEATHER]))
+    completion = await within(clients.openai().chat.completions.create(model="gpt-4o", messages=USER))
+    message = completion.choices[0].message
+    assert message.content is None and completion.choices[0].finish_reason == "tool_calls"
+    assert message.tool_calls is not None and message.tool_calls[0].id == "call_1"
+    assert json.loads(message.tool_calls[0].function.arguments) == {"city": "Paris", "unit": "c"}
+
+
+@pytest.mark.asyncio
+async def test_default_reply_echoes_last_user_message_by_words(
+    server: LLMWireServer, clients: Clients
+) -> None:
+    messages = [{"role": "user", "content": "first"}, {"role": "user", "content": "echo these words"}]
+
+    async def run() -> list[str]:
+        stream = await clients.openai().chat.completions.create(model="m", messages=messages, stream=True)
+        return [c.choices[0].delta.content async for c in stream if c.choices and c.choices[0].delta.content]
+
+    assert await within(run()) == ["echo", " these", " words"]
+
+
+# --- Anthropic --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_anthropic_stream_text_events(server: LLMWireServer, clients: Clients) -> None:
+    server.enqueue(Reply(tokens=["Hel", "lo", "!"], model="claude-test", usage=Usage(5, 3)))
+
+    async def run() -> list[Any]:
+        stream = await clients.anthropic().messages.create(
+            model="claude-test", max_tokens=64, messages=USER, stream=True
+        )
+        return [event async for event in stream]
+
+    events = await within(run())
+    assert [e.type for e in events] == [  # the SDK swallows `ping`
+        "message_start",
+        "content_block_start",
+        "content_block_delta",
+        "content_block_delta",
+        "content_block_delta",
+        "content_block_stop",
+        "message_delta",
+        "message_stop",
+    ]
+    assert [e.delta.text for e in events if e.type == "content_block_delta"] == ["Hel", "lo", "!"]
+    assert events[0].message.model == "claude-test" and events[0].message.usage.input_tokens == 5
+    assert events[-2].delta.stop_reason == "end_turn" and events[-2].usage.output_tokens == 3
+    # anthropic 2.x sends the api_key as `Authorization: Bearer …` (older versions used `x-api-key`)
+    assert server.requests[0].api_key == KEY
+
+
+@pytest.mark.asyncio
+async def test_anthropic_plain_text(server: LLMWireServer, clients: Clients) -> None:
+    server.enqueue(Reply(tokens=["Hi", " there"], finish_reason="stop"))
+    message = await within(
+        clients.anthropic().messages.create(model="claude-test", max_tokens=64, messages=USER)
+    )
+    assert message.type == "message" and message.role == "assistant" and message.id.startswith("msg_")
+    assert message.content[0].type == "text" and message.content[0].text == "Hi there"
+    assert message.stop_reason == "end_turn" and message.model == "claude-test"
+    assert (message.usage.input_tokens, message.usage.output_tokens) == (2, 2)
+
+
+@pytest.mark.asyncio
+async def test_anthropic_stream_helper_tool_use(server: LLMWireServer, clients: Clients) -> None:
+    server.enqueue(Reply(tokens=["Let me check."], tool_calls=[WEATHER]))
+
+    async def run() -> tuple[list[str], Any]:
+        async with clients.anthropic().messages.stream(
+            model="claude-test", max_tokens=64, messages=USER
+        ) as stream:
+            partial = [e.partial_json async for e in stream if e.type == "input_json"]
+            return partial, await stream.get_final_message()
+
+    partial, message = await within(run())
+    assert partial == WEATHER.fragments()
+    assert message.stop_reason == "tool_use"
+    assert [b.type for b in message.content] == ["text", "tool_use"]
+    tool = message.content[1]
+    assert (tool.id, tool.name, tool.input) == ("call_1", "get_weather", {"city": "Paris", "unit": "c"})
+
+
+# --- Faults -----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_openai_429_then_success_is_retried(server: LLMWireServer, clients: Clients) -> None:
+    server.enqueue(Fault.http_status(429, retry_after=0.01), Reply(tokens=["ok"]))
+    completion = await within(clients.openai(max_retries=2).chat.completions.create(model="m", messages=USER))
+    assert completion.choices[0].message.content == "ok"
+    assert len(server.requests) == 2
+    assert [r.headers.get("x-stainless-retry-count") for r in server.requests] == ["0", "1"]
+
+
+@pytest.mark.asyncio
+async def test_anthropic_429_then_success_is_retried(server: LLMWireServer, clients: Clients) -> None:
+    server.enqueue(Fault.http_status(429, retry_after=0.01), Reply(tokens=["ok"]))
+
+    async def run() -> list[str]:
+        stream = await clients.anthropic(max_retries=2).messages.create(
+            model="m", max_tokens=8, messages=USER, stream=True
+        )
+        return [e.delta.text async for e in stream if e.type == "content_block_delta"]
+
+    assert await within(run()) == ["ok"]
+    assert len(server.requests) == 2
+
+
+@pytest.mark.asyncio
+async def test_500_without_retries_raises_sdk_errors(server: LLMWireServer, clients: Clients) -> None:
+    server.enqueue(Fault.http_status(500), Fault.http_status(500))
+    with pytest.raises(openai.InternalServerError) as oai_error:
+        await within(clients.openai(max_retries=0).chat.completions.create(model="m", messages=USER))
+    with pytest.raises(anthropic.InternalServerError) as ant_error:
+        await within(clients.anthropic(max_retries=0).messages.create(model="m", max_tokens=8, messages=USER))
+    assert oai_error.value.status_code == 500 and ant_error.value.status_code == 500
+    assert ant_error.value.body["error"]["type"] == "api_error"  # type: ignore[index]
+    assert len(server.requests) == 2
+
+
+@pytest.mark.asyncio
+async def test_dropped_connection_mid_stream(server: LLMWireServer, clients: Clients) -> None:
+    server.enqueue(Fault.drop_after(["partial ", "text"]), Fault.drop_after(["partial ", "text"]))
+    received: list[str] = []
+
+    async def read_openai() -> None:
+        stream = await clients.openai().chat.completions.create(model="m", messages=USER, stream=True)
+        async for chunk in stream:
+            received.append(chunk.choices[0].delta.content or "")
+
+    with pytest.raises(openai.APIConnectionError):
+        await within(read_openai())
+    assert received == ["", "partial ", "text"]
+
+    received.clear()
+
+    async def read_anthropic() -> None:
+        stream = await clients.anthropic().messages.create(
+            model="m", max_tokens=8, messages=USER, stream=True
+        )
+        async for event in stream:
+            if event.type == "content_block_delta":
+                received.append(event.delta.text)
+
+    # anthropic's stream iterator does not wrap transport errors: the raw httpx(2) error surfaces
+    with pytest.raises((anthropic.APIConnectionError, httpx_module.TransportError)):
+        await within(read_anthropic())
+    assert received == ["partial ", "text"]
+
+
+@pytest.mark.asyncio
+async def test_malformed_event_raises(server: LLMWireServer, clients: Clients) -> None:
+    server.enqueue(Fault.malformed_event(["ok"]), Fault.malformed_event(["ok"]))
+
+    async def drain(stream: Any) -> None:
+        async for _ in stream:
+            pass
+
+    with pytest.raises(ValueError):  # json.JSONDecodeError, in both SDKs
+        await within(
+            drain(await clients.openai().chat.completions.create(model="m", messages=USER, stream=True))
+        )
+    with pytest.raises(ValueError):
+        stream = await clients.anthropic().messages.create(
+            model="m", max_tokens=8, messages=USER, stream=True
+        )
+        await within(drain(stream))
+
+
+@pytest.mark.asyncio
+async def test_stall_times_out_on_client(server: LLMWireServer, clients: Clients) -> None:
+    server.enqueue(Fault.stall(["wait"]), Fault.stall(["wait"]))
+    received: list[Any] = []
+
+    async def drain(stream: Any) -> None:
+        async for item in stream:
+            received.append(item)
+
+    started = time.monotonic()
+    with pytest.raises(openai.APITimeoutError):
+        stream = await clients.openai(timeout=0.5).chat.completions.create(
+            model="m", messages=USER, stream=True
+        )
+        await within(drain(stream))
+    assert len(received) == 2  # role chunk + "wait"
+    with pytest.raises((anthropic.APITimeoutError, httpx_module.TimeoutException)):
+        stream = await clients.anthropic(timeout=0.5).messages.create(
+            model="m", max_tokens=8, messages=USER, stream=True
+        )
+        await within(drain(stream))
+    assert time.monotonic() - started < 5
+
+
+def test_stop_ends_a_stall_promptly() -> None:
+    server = LLMWireServer().start()
+    server.enqueue(Fault.stall(["wait"]))
+    client = openai.OpenAI(api_key=KEY, base_url=server.openai_base_url, timeout=30.0, max_retries=0)
+    stream = client.chat.completions.create(model="m", messages=USER, stream=True)
+    assert next(iter(stream)).choices[0].delta.role == "assistant"
+    started = time.monotonic()
+    server.stop()
+    assert time.monotonic() - started < 2
+    leftovers = [t.name for t in threading.enumerate() if "process_request" in t.name or "llm-wire" in t.name]
+    assert leftovers == []
+    with pytest.raises(openai.APIConnectionError):  # the client sees the hang-up right away
+        list(stream)
+
+
+@pytest.mark.asyncio
+async def test_non_streamed_faults(server: LLMWireServer, clients: Clients) -> None:
+    server.enqueue(Fault.drop_after(), Fault.malformed_event(), Fault.stall())
+    client = clients.openai(max_retries=0, timeout=0.5)
+    with pytest.raises(openai.APIConnectionError):
+        await within(client.chat.completions.create(model="m", messages=USER))
+    with pytest.raises(ValueError):
+        await within(client.chat.completions.create(model="m", messages=USER))
+    with pytest.raises(openai.APITimeoutError):
+        await within(client.chat.completions.create(model="m", messages=USER))
+
+
+@pytest.mark.asyncio
+async def test_token_delay_and_keep_alive_reuse(server: LLMWireServer, clients: Clients) -> None:
+    client = clients.openai()
+    for _ in range(3):
+        server.enqueue(Reply(tokens=["a", "b"], token_delay=0.01))
+        stream = await within(client.chat.completions.create(model="m", messages=USER, stream=True))
+        assert [c.choices[0].delta.content async for c in stream] == ["", "a", "b", None]
+    assert len(server.requests) == 3 and server.pending == 0
