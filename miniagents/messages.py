@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
-from pydantic import PrivateAttr
-
 from miniagents.promising.ext.frozen import Frozen
 from miniagents.promising.promising import StreamedPromise
 from miniagents.promising.sentinels import DEFAULT, NO_VALUE, Sentinel
@@ -23,11 +21,10 @@ class Message(Frozen):
     `<field>__hash_key`, a tuple of Messages `<field>__hash_keys`; `hash_key` is computed over that.
     """
 
+    __slots__ = ("_as_promise_cache", "_persisted")
+
     text: str | None = None
     text_template: str | None = None
-
-    _as_promise_cache: MessagePromise | None = PrivateAttr(default=None)
-    _persisted: bool = PrivateAttr(default=False)
 
     def __init__(self, text: str | None = None, /, **metadata: Any) -> None:
         if text is not None:
@@ -75,10 +72,20 @@ class Message(Frozen):
     @property
     def as_promise(self) -> MessagePromise:
         """An already resolved MessagePromise of this very message (created once, then cached)."""
-        promise = self._as_promise_cache
-        if promise is None:
-            promise = self._as_promise_cache = MessagePromise(prefill_message=self)
-        return promise
+        try:
+            return self._as_promise_cache
+        except AttributeError:
+            promise = MessagePromise(prefill_message=self)
+            object.__setattr__(self, "_as_promise_cache", promise)
+            return promise
+
+    def _mark_persisted(self) -> bool:
+        """Mark this instance as handed to the persistence handlers; False if it already was."""
+        try:
+            return not self._persisted
+        except AttributeError:
+            object.__setattr__(self, "_persisted", True)
+            return True
 
 
 def _externalize_fields(model: Frozen) -> dict[str, Any]:

@@ -9,7 +9,8 @@ from collections.abc import Awaitable, Callable, Iterable
 from contextvars import ContextVar
 from typing import Any, TypeVar, overload
 
-from miniagents.message_sequence import MessageSequence, MessageType
+from miniagents.message_sequence import MessageAppender, MessageSequence
+from miniagents.miniagent_typing import MessageType
 from miniagents.messages import Message, MessagePromise, MessageSequencePromise
 from miniagents.promising.errors import AppenderClosedError
 from miniagents.promising.ext.frozen import Frozen, freeze_value
@@ -52,6 +53,7 @@ class MiniAgents(PromisingContext):
         self.stream_llm_tokens_by_default = stream_llm_tokens_by_default
         self._persist_handlers: list[PersistMessageHandler] = _as_handler_list(on_persist_message)
         self._last_call_id = 0
+        self._empty_sequence_promise: MessageSequencePromise | None = None
 
     @classmethod
     def get_current(cls) -> MiniAgents:
@@ -75,6 +77,13 @@ class MiniAgents(PromisingContext):
         """Await `awaitable` inside this context, then wait for every task it started."""
         async with self:
             return await awaitable
+
+    def _empty_sequence(self) -> MessageSequencePromise:
+        """One finished, empty MessageSequencePromise shared by every call without input (it is immutable)."""
+        empty = self._empty_sequence_promise
+        if empty is None:
+            empty = self._empty_sequence_promise = MessageSequencePromise(prefill_pieces=(), start_asap=False)
+        return empty
 
     def on_persist_message(self, handler: PersistMessageHandler) -> PersistMessageHandler:
         """Register `async handler(promise, message)`; usable as a decorator."""
@@ -100,9 +109,8 @@ class MiniAgents(PromisingContext):
         self, promise: Promise[Any], message: Message, handlers: list[PersistMessageHandler]
     ) -> None:
         for each in (*message.sub_messages(), message):
-            if each._persisted:
+            if not each._mark_persisted():
                 continue
-            each._persisted = True
             for handler in handlers:
                 self.start_asap(handler(promise, each), log_level_for_errors=self.log_level_for_errors)
 
@@ -178,10 +186,7 @@ class MiniAgent:
         self, messages: MessageType | None = None, start_asap: bool | Sentinel = DEFAULT, **function_kwargs: Any
     ) -> MessageSequencePromise:
         """Call the agent; returns its reply sequence at once (the agent starts in the background)."""
-        call = AgentCall(self, start_asap, function_kwargs)
-        if messages is not None:
-            call.send_message(messages)
-        return call.reply_sequence()
+        return AgentCall(self, start_asap, function_kwargs, messages).reply_sequence()
 
     def initiate_inquiry(self, start_asap: bool | Sentinel = DEFAULT, **function_kwargs: Any) -> AgentCall:
         """Start a call whose input messages are sent afterwards with `send_message()`."""
@@ -215,44 +220,42 @@ def miniagent(func: Any = None, /, **kwargs: Any) -> Any:
 class InteractionContext:
     """What an agent function receives first: its input `messages` and the means to `reply`."""
 
-    __slots__ = ("_call", "messages", "this_agent")
+    __slots__ = ("_replies", "messages", "this_agent")
 
-    def __init__(self, this_agent: MiniAgent, messages: MessageSequencePromise, call: AgentCall) -> None:
+    def __init__(self, this_agent: MiniAgent, messages: MessageSequencePromise, replies: MessageAppender) -> None:
         self.this_agent = this_agent
         self.messages = messages
-        self._call = call
+        self._replies = replies
 
     def reply(self, messages: MessageType) -> None:
         """Add any MessageType to the reply sequence (non-blocking; nested agent calls keep running)."""
-        appender = self._call._reply.message_appender
-        if appender.is_closed:
+        if self._replies.is_closed:
             raise AppenderClosedError(
                 f"{self.this_agent.alias} cannot reply any more: its reply sequence is finished "
                 f"(finish_early() was called or the agent returned); the reply was {messages!r:.80}"
             )
-        appender.append(messages)
+        self._replies.append(messages)
 
     def finish_early(self) -> None:
         """End the reply sequence now; a later `reply()` raises AppenderClosedError."""
-        self._call._reply.message_appender.close()
+        self._replies.close()
+
+
+_NO_INPUT = object()
 
 
 class AgentCall:
     """One call of an agent: send input messages to it, then take its `reply_sequence()`."""
 
-    __slots__ = (
-        "_context",
-        "_error",
-        "_function_kwargs",
-        "_input",
-        "_interaction",
-        "_reply",
-        "agent",
-        "call_id",
-        "parent",
-    )
+    __slots__ = ("_context", "_error", "_function_kwargs", "_input", "_replies", "agent", "call_id", "parent")
 
-    def __init__(self, agent: MiniAgent, start_asap: bool | Sentinel, function_kwargs: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        agent: MiniAgent,
+        start_asap: bool | Sentinel,
+        function_kwargs: dict[str, Any],
+        messages: Any = _NO_INPUT,
+    ) -> None:
         context = MiniAgents.get_current()
         if start_asap is DEFAULT:
             start_asap = context.start_everything_asap_by_default
@@ -268,40 +271,55 @@ class AgentCall:
         context._last_call_id += 1
         self.call_id = context._last_call_id
         self.parent = _calling_agent.get()
-        self._input = MessageSequence(appender_capture_errors=True, start_asap=start_asap)
-        self._reply = MessageSequence(appender_capture_errors=True, start_asap=start_asap)
-        self._input.message_appender.open()
-        self._reply.message_appender.open()
-        self._interaction = InteractionContext(agent, self._input.sequence_promise, self)
+        if messages is None:  # the common `inquire()` without input: the context's empty, finished sequence
+            self._input: MessageAppender | MessageSequencePromise = context._empty_sequence()
+        else:
+            self._input = MessageAppender(capture_errors=True, start_asap=start_asap).open()
+            if messages is not _NO_INPUT:
+                self._input.append(messages)
+                self._input.close()
+        self._replies = MessageAppender(capture_errors=True, start_asap=start_asap).open()
         if start_asap:
             context._track(self._arun())
         else:
-            self._reply.on_first_demand = self._start_on_demand
+            self._replies.on_first_demand = self._start_on_demand
+
+    @property
+    def _input_promise(self) -> MessageSequencePromise:
+        source = self._input
+        return source.sequence_promise if isinstance(source, MessageAppender) else source
 
     def send_message(self, messages: MessageType) -> AgentCall:
-        """Send more input messages (any MessageType); chainable."""
-        self._input.message_appender.append(messages)
+        """Send more input messages (any MessageType); chainable. Raises AppenderClosedError after finish()."""
+        if not isinstance(self._input, MessageAppender):
+            raise AppenderClosedError(f"{self.agent.alias}: this call's input is already finished")
+        self._input.append(messages)
         return self
 
     def finish(self) -> AgentCall:
         """No more input messages will be sent."""
-        self._input.message_appender.close()
+        if isinstance(self._input, MessageAppender):
+            self._input.close()
         return self
 
     def reply_sequence(self) -> MessageSequencePromise:
         """Finish the input and return the agent's reply sequence."""
         self.finish()
-        return self._reply.sequence_promise
+        return self._replies.sequence_promise
 
     def _start_on_demand(self) -> None:
         self._context._track(self._arun())
 
     async def _arun(self) -> None:
         agent = self.agent
-        replies = self._reply.message_appender
+        replies = self._replies
         _calling_agent.set(self)  # this task's own context: calls made from here are this call's children
         try:
-            await agent._func(self._interaction, **agent._partial_kwargs, **self._function_kwargs)
+            await agent._func(
+                InteractionContext(agent, self._input_promise, replies),
+                **agent._partial_kwargs,
+                **self._function_kwargs,
+            )
         except Exception as exc:
             self._error = exc
             _log_once(self._context, agent, exc)
@@ -314,7 +332,7 @@ class AgentCall:
             raise
         finally:
             replies.close()
-            self._input.message_appender.close()  # the agent is done: later input would go unread
+            self.finish()  # the agent is done: later input would go unread
             if self._context._observes_interactions():
                 self._context._track(self._arecord_interaction())
 
@@ -325,7 +343,7 @@ class AgentCall:
             metadata[f"kwarg_{name}" if name in _RESERVED_NODE_FIELDS else name] = value
         call_node = AgentCallNode(
             agent_alias=self.agent.alias,
-            messages=await _aresolved_messages(self._input.sequence_promise),
+            messages=await _aresolved_messages(self._input_promise),
             call_id=self.call_id,
             parent_call_id=self.parent.call_id if self.parent is not None else None,
             **metadata,
@@ -333,7 +351,7 @@ class AgentCall:
         reply_node = AgentReplyNode(
             agent_alias=self.agent.alias,
             agent_call=call_node,
-            replies=await _aresolved_messages(self._reply.sequence_promise),
+            replies=await _aresolved_messages(self._replies.sequence_promise),
             error=None if self._error is None else f"{type(self._error).__name__}: {self._error}",
         )
         # resolved promises of the nodes are what the resolution and persistence handlers observe

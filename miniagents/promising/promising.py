@@ -59,6 +59,7 @@ class PromisingContext:
         self.logger = logger
         self._resolved_handlers: list[PromiseResolvedHandler] = _as_handler_list(on_promise_resolved)
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._forget_internal = self._forget_internal_task  # one bound method, not one per task
         self._activation_token: Any = None
         self._active = False
 
@@ -161,7 +162,7 @@ class PromisingContext:
         """Run one of the framework's own coroutines as a tracked task (they deliver their errors)."""
         task = asyncio.get_running_loop().create_task(coroutine)
         self._tasks.add(task)
-        task.add_done_callback(self._forget_internal_task)
+        task.add_done_callback(self._forget_internal)
         return task
 
     def _forget_internal_task(self, task: asyncio.Task[Any]) -> None:
@@ -375,6 +376,10 @@ class StreamedPromise(Promise[WHOLE], Generic[PIECE, WHOLE]):
     def _start_in_background(self) -> None:
         if self._streamer_function is _FED_BY_OWNER:
             return
+        if self._stream_done:  # prefilled pieces: nothing to drain, maybe something to resolve
+            if self._has_resolver():
+                self._context._track(self._aresolve_in_background())
+            return
         self._stream_started = True
         self._context._track(self._adrain_then_resolve())
 
@@ -437,6 +442,7 @@ class StreamedPromise(Promise[WHOLE], Generic[PIECE, WHOLE]):
             self._stream_done = True
             self._pieces = tuple(self._pieces)
             self._stream_aiter = None
+            self._demand_hook = None  # drop references to the producer (often a cycle back to us)
             if self._waiters:
                 self._wake_waiters()
 
@@ -521,11 +527,13 @@ class StreamAppender(Generic[PIECE]):
     It is a single-consumer async iterator of the appended pieces (errors come as pieces).
     """
 
+    __slots__ = ("_is_closed", "_is_open", "_queue", "_waiter", "capture_errors")
+
     def __init__(self, capture_errors: bool | Sentinel = DEFAULT) -> None:
         if capture_errors is DEFAULT:
             capture_errors = PromisingContext.get_current().appenders_capture_errors_by_default
         self.capture_errors = bool(capture_errors)
-        self._queue: deque[Any] = deque()
+        self._queue: deque[Any] | None = None  # created on first append: many appenders never queue
         self._waiter: asyncio.Future[None] | None = None
         self._is_open = False
         self._is_closed = False
@@ -567,6 +575,8 @@ class StreamAppender(Generic[PIECE]):
         return self
 
     def _deliver(self, piece: Any) -> None:
+        if self._queue is None:
+            self._queue = deque()
         self._queue.append(piece)
         self._wake()
 

@@ -9,7 +9,7 @@ import typing
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, PrivateAttr, model_validator
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from miniagents.promising.promising import PromisingContext
 
@@ -27,10 +27,10 @@ class Frozen(BaseModel):
     """
 
     model_config = ConfigDict(frozen=True, extra="allow")
+    # caches live in slots, not pydantic private attributes: no per-instance private dict to allocate
+    __slots__ = ("_hash_key_cache",)
 
     class_: str = ""
-
-    _hash_key: str | None = PrivateAttr(default=None)
 
     # field name -> Frozen subclass a dict given for that declared field is turned into
     _dict_targets: ClassVar[dict[str, type[Frozen]]] = {}
@@ -65,13 +65,12 @@ class Frozen(BaseModel):
 
     def frozen_fields(self) -> tuple[str, ...]:
         """The names of all fields that are set, declared ones first, `class_` included."""
-        extra = self.__pydantic_extra__
-        return (*self.__dict__, *extra) if extra else tuple(self.__dict__)
+        return tuple(name for name, _ in self.frozen_fields_and_values(exclude_class=False))
 
     def frozen_fields_and_values(self, exclude_class: bool = True) -> Iterator[tuple[str, Any]]:
         """(name, value) of every field, declared ones first; `class_` left out unless asked for."""
         for name, value in self.__dict__.items():
-            if not (exclude_class and name == "class_"):
+            if name[0] != "_" and not (exclude_class and name == "class_"):  # `_x` set by hand: not a field
                 yield name, value
         if self.__pydantic_extra__:
             yield from self.__pydantic_extra__.items()
@@ -95,13 +94,15 @@ class Frozen(BaseModel):
     @property
     def hash_key(self) -> str:
         """sha256 hex digest of `serialized`; 40 characters unless the context wants longer keys."""
-        hash_key = self._hash_key
-        if hash_key is None:
-            hash_key = hashlib.sha256(self.serialized.encode("utf-8")).hexdigest()
-            context = PromisingContext.get_current_or_none()
-            if context is None or not context.longer_hash_keys:
-                hash_key = hash_key[:40]
-            self._hash_key = hash_key
+        try:
+            return self._hash_key_cache
+        except AttributeError:
+            pass
+        hash_key = hashlib.sha256(self.serialized.encode("utf-8")).hexdigest()
+        context = PromisingContext.get_current_or_none()
+        if context is None or not context.longer_hash_keys:
+            hash_key = hash_key[:40]
+        object.__setattr__(self, "_hash_key_cache", hash_key)
         return hash_key
 
     # ------------------------------------------------------------ presentation
