@@ -10,7 +10,6 @@ the interaction graph (AgentCallNode / AgentReplyNode) that the persistence hook
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 import time
 from typing import Any
@@ -55,8 +54,10 @@ def build_team(token_delay: float) -> Any:
     @miniagent
     async def editor(ctx: InteractionContext) -> None:
         """Splits the work: researchers in parallel, then a writer on their (still streaming) notes."""
-        notes = [researcher.fork(alias=f"RESEARCHER_{i + 1}").inquire(ctx.messages, angle=angle)
-                 for i, angle in enumerate(ANGLES)]
+        notes = [
+            researcher.fork(alias=f"RESEARCHER_{i + 1}").inquire(ctx.messages, angle=angle)
+            for i, angle in enumerate(ANGLES)
+        ]
         ctx.reply(notes)
         ctx.reply(writer.inquire(notes))  # passed on without waiting: the writer starts right away
 
@@ -98,8 +99,11 @@ def render_call_tree(nodes: list[Message]) -> str:
     def walk(parent_id: int | None, depth: int) -> None:
         for call in sorted(children.get(parent_id, []), key=lambda c: c.call_id or 0):
             reply = replies[call.call_id]
-            status = f"failed: {reply.error}" if reply.error else f"{len(reply.replies)} repl{'y' if len(reply.replies) == 1 else 'ies'}"
-            lines.append(f"{'  ' * depth}└─ {call.agent_alias}  ({len(call.messages)} in, {status})  #{call.hash_key[:8]}")
+            count = len(reply.replies)
+            status = f"failed: {reply.error}" if reply.error else f"{count} repl{'y' if count == 1 else 'ies'}"
+            lines.append(
+                f"{'  ' * depth}└─ {call.agent_alias}  ({len(call.messages)} in, {status})  #{call.hash_key[:8]}"
+            )
             walk(call.call_id, depth + 1)
 
     walk(None, 0)

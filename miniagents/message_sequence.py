@@ -37,9 +37,7 @@ class MessageSequence(FlatSequence[Any, MessagePromise]):
     ) -> None:
         if incoming_streamer is not None:
             self.message_appender: MessageAppender | None = None
-            super().__init__(
-                incoming_streamer, start_asap=start_asap, sequence_promise_class=MessageSequencePromise
-            )
+            super().__init__(incoming_streamer, start_asap=start_asap, sequence_promise_class=MessageSequencePromise)
             return
         self.message_appender = MessageAppender(appender_capture_errors, start_asap)
         self.sequence_promise: MessageSequencePromise = self.message_appender.sequence_promise

@@ -223,7 +223,7 @@ class MessageSequencePromise(StreamedPromise[MessagePromise, tuple[MessagePromis
                 leading = strip_leading_newlines
                 async for token in message_promise:
                     if leading:
-                        token = token.lstrip("\n")  # noqa: PLW2901
+                        token = token.lstrip("\n")
                         if not token:
                             continue
                         leading = False
@@ -233,6 +233,4 @@ class MessageSequencePromise(StreamedPromise[MessagePromise, tuple[MessagePromis
             if reference_original_messages:
                 metadata_so_far["original_messages"] = tuple(originals)
 
-        return message_class.promise(
-            start_asap=start_asap, message_token_streamer=token_streamer, **message_metadata
-        )
+        return message_class.promise(start_asap=start_asap, message_token_streamer=token_streamer, **message_metadata)

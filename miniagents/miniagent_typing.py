@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterable, Awaitable, Iterable
-from typing import TYPE_CHECKING, Any, Protocol, Union
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel
 
@@ -12,8 +12,8 @@ from miniagents.messages import Message, MessagePromise
 if TYPE_CHECKING:
     from miniagents.miniagents import InteractionContext
 
-SingleMessageType = Union[str, dict[str, Any], BaseModel, Message, MessagePromise, BaseException]
-MessageType = Union[SingleMessageType, Iterable[Any], AsyncIterable[Any]]
+SingleMessageType = str | dict[str, Any] | BaseModel | Message | MessagePromise | BaseException
+MessageType = SingleMessageType | Iterable[Any] | AsyncIterable[Any]
 """Anything that can be sent to or replied by an agent; (async) iterables nest to any depth."""
 
 

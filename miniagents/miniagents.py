@@ -10,8 +10,8 @@ from contextvars import ContextVar
 from typing import Any, TypeVar, overload
 
 from miniagents.message_sequence import MessageAppender, MessageSequence
-from miniagents.miniagent_typing import MessageType
 from miniagents.messages import Message, MessagePromise, MessageSequencePromise
+from miniagents.miniagent_typing import MessageType
 from miniagents.promising.errors import AppenderClosedError
 from miniagents.promising.ext.frozen import Frozen, freeze_value
 from miniagents.promising.promising import Promise, PromisingContext, _as_handler_list
@@ -366,7 +366,7 @@ async def _aresolved_messages(sequence: MessageSequencePromise) -> tuple[Message
         if isinstance(piece, MessagePromise):
             try:
                 messages.append(await piece)
-            except Exception:  # noqa: S112 - the consumer of that message gets this error
+            except Exception:
                 continue
     return tuple(messages)
 
@@ -379,4 +379,3 @@ def _log_once(context: PromisingContext, agent: MiniAgent, exc: BaseException) -
     except AttributeError:
         pass
     context.logger.log(context.log_level_for_errors, "agent %s failed: %r", agent.alias, exc, exc_info=exc)
-

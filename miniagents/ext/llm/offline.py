@@ -29,10 +29,7 @@ def default_reply(messages: tuple[Message, ...]) -> str:
     if not messages:
         return "[offline stand-in LLM, not a real model] I received no messages."
     last = str(messages[-1])
-    return (
-        f"[offline stand-in LLM, not a real model] I received {len(messages)} message(s). "
-        f"The last one says: {last}"
-    )
+    return f"[offline stand-in LLM, not a real model] I received {len(messages)} message(s). The last one says: {last}"
 
 
 def tokenize(text: str) -> list[str]:
@@ -90,8 +87,10 @@ class OfflineLLMAgent(LLMAgent):
             messages = (Message(text=self.system, role="system"), *messages)
         text = self.reply_function(messages)
         tokens = tokenize(text)
-        metadata_so_far["usage"] = {"input_tokens": sum(len(tokenize(str(m))) for m in messages),
-                                    "output_tokens": len(tokens)}
+        metadata_so_far["usage"] = {
+            "input_tokens": sum(len(tokenize(str(m))) for m in messages),
+            "output_tokens": len(tokens),
+        }
         metadata_so_far["stop_reason"] = "end_turn"
         if not self.stream:
             yield text
