@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import inspect
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from contextvars import ContextVar
 from typing import Any, TypeVar, overload
@@ -19,6 +20,7 @@ from miniagents.promising.sentinels import DEFAULT, Sentinel
 
 T = TypeVar("T")
 PersistMessageHandler = Callable[[Promise[Any], Message], Awaitable[None]]
+AgentCallHandler = Callable[["AgentCall"], None]
 
 _calling_agent: ContextVar[AgentCall | None] = ContextVar("miniagents_calling_agent", default=None)
 
@@ -47,11 +49,13 @@ class MiniAgents(PromisingContext):
         stream_llm_tokens_by_default: bool = True,
         on_promise_resolved: Any = (),
         on_persist_message: PersistMessageHandler | Iterable[PersistMessageHandler] = (),
+        on_agent_call: AgentCallHandler | Iterable[AgentCallHandler] = (),
         **context_kwargs: Any,
     ) -> None:
         super().__init__(on_promise_resolved=on_promise_resolved, **context_kwargs)
         self.stream_llm_tokens_by_default = stream_llm_tokens_by_default
         self._persist_handlers: list[PersistMessageHandler] = _as_handler_list(on_persist_message)
+        self._agent_call_handlers: list[AgentCallHandler] = _as_handler_list(on_agent_call)
         self._last_call_id = 0
         self._empty_sequence_promise: MessageSequencePromise | None = None
 
@@ -89,6 +93,22 @@ class MiniAgents(PromisingContext):
         """Register `async handler(promise, message)`; usable as a decorator."""
         self._persist_handlers.append(handler)
         return handler
+
+    def on_agent_call(self, handler: AgentCallHandler) -> AgentCallHandler:
+        """
+        Register `handler(agent_call)`, called synchronously whenever an agent is called in this context
+        (or a nested one), before the agent starts. For live views: the AgentCall exposes its input and
+        reply sequences (replayable), `status`, timing and `add_done_callback()`. It must not block.
+        """
+        self._agent_call_handlers.append(handler)
+        return handler
+
+    def _notify_agent_call(self, call: AgentCall) -> None:
+        context: PromisingContext | None = self
+        while context is not None:
+            for handler in getattr(context, "_agent_call_handlers", ()):
+                handler(call)
+            context = context.parent
 
     def _promise_resolved(self, promise: Promise[Any], result: Any) -> None:
         super()._promise_resolved(promise, result)
@@ -247,7 +267,19 @@ _NO_INPUT = object()
 class AgentCall:
     """One call of an agent: send input messages to it, then take its `reply_sequence()`."""
 
-    __slots__ = ("_context", "_error", "_function_kwargs", "_input", "_replies", "agent", "call_id", "parent")
+    __slots__ = (
+        "_context",
+        "_done_callbacks",
+        "_function_kwargs",
+        "_input",
+        "_replies",
+        "agent",
+        "call_id",
+        "error",
+        "finished_at",
+        "parent",
+        "started_at",
+    )
 
     def __init__(
         self,
@@ -267,7 +299,10 @@ class AgentCall:
         self.agent = agent
         self._context = context
         self._function_kwargs = function_kwargs
-        self._error: BaseException | None = None
+        self.error: BaseException | None = None
+        self.started_at: float | None = None  # time.perf_counter() when the agent function started
+        self.finished_at: float | None = None
+        self._done_callbacks: list[Callable[[AgentCall], None]] | None = None
         context._last_call_id += 1
         self.call_id = context._last_call_id
         self.parent = _calling_agent.get()
@@ -283,6 +318,34 @@ class AgentCall:
             context._track(self._arun())
         else:
             self._replies.on_first_demand = self._start_on_demand
+        if context._agent_call_handlers or context.parent is not None:
+            context._notify_agent_call(self)
+
+    @property
+    def status(self) -> str:
+        """'pending' (not started yet), 'running', 'finished' or 'failed'."""
+        if self.finished_at is not None:
+            return "failed" if self.error is not None else "finished"
+        return "pending" if self.started_at is None else "running"
+
+    @property
+    def function_kwargs(self) -> dict[str, Any]:
+        """The kwargs this call passed to the agent function (bound partial kwargs not included)."""
+        return dict(self._function_kwargs)
+
+    @property
+    def input_sequence(self) -> MessageSequencePromise:
+        """The input messages of this call (replayable)."""
+        return self._input_promise
+
+    def add_done_callback(self, callback: Callable[[AgentCall], None]) -> None:
+        """Call `callback(self)` when the agent function has returned or failed (at once if it has)."""
+        if self.finished_at is not None:
+            callback(self)
+        elif self._done_callbacks is None:
+            self._done_callbacks = [callback]
+        else:
+            self._done_callbacks.append(callback)
 
     @property
     def _input_promise(self) -> MessageSequencePromise:
@@ -314,6 +377,7 @@ class AgentCall:
         agent = self.agent
         replies = self._replies
         _calling_agent.set(self)  # this task's own context: calls made from here are this call's children
+        self.started_at = time.perf_counter()
         try:
             await agent._func(
                 InteractionContext(agent, self._input_promise, replies),
@@ -321,18 +385,25 @@ class AgentCall:
                 **self._function_kwargs,
             )
         except Exception as exc:
-            self._error = exc
+            self.error = exc
             _log_once(self._context, agent, exc)
             if replies.is_open:
                 replies._deliver(exc)
         except BaseException as exc:  # cancelled or interrupted: consumers get the error, never a hang
-            self._error = exc
+            self.error = exc
             if replies.is_open:
                 replies._deliver(exc)
             raise
         finally:
             replies.close()
             self.finish()  # the agent is done: later input would go unread
+            self.finished_at = time.perf_counter()
+            callbacks, self._done_callbacks = self._done_callbacks, None
+            for callback in callbacks or ():
+                try:
+                    callback(self)
+                except Exception as exc:  # an observer's bug must not break the agent: make it loud
+                    self._context.logger.error("agent call done-callback failed: %r", exc, exc_info=exc)
             if self._context._observes_interactions():
                 self._context._track(self._arecord_interaction())
 
@@ -352,7 +423,7 @@ class AgentCall:
             agent_alias=self.agent.alias,
             agent_call=call_node,
             replies=await _aresolved_messages(self._replies.sequence_promise),
-            error=None if self._error is None else f"{type(self._error).__name__}: {self._error}",
+            error=None if self.error is None else f"{type(self.error).__name__}: {self.error}",
         )
         # resolved promises of the nodes are what the resolution and persistence handlers observe
         call_node.as_promise  # noqa: B018
