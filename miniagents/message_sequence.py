@@ -9,6 +9,7 @@ order. A sequence of ready items therefore costs no task at all.
 
 from __future__ import annotations
 
+import asyncio
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from miniagents.messages import Message, MessagePromise, MessageSequencePromise
+from miniagents.promising.errors import PromiseCancelledError
 from miniagents.promising.ext.frozen import Frozen
 from miniagents.promising.promising import _FED_BY_OWNER, PromisingContext, StreamAppender, StreamedPromise
 from miniagents.promising.sentinels import DEFAULT, Sentinel
@@ -161,8 +163,10 @@ class MessageAppender(StreamAppender[Any]):
             while pending:
                 await self._aflatten(pending[0])  # stays queued meanwhile, so new items line up behind it
                 pending.popleft()
-        except BaseException as exc:  # cancelled: end the sequence with the error rather than hang
+        except BaseException as exc:  # cancelled (or a bug): end the sequence with an error rather than hang
             pending.clear()
+            if isinstance(exc, asyncio.CancelledError):
+                exc = PromiseCancelledError("flattening of a message sequence was cancelled before it finished")
             self.sequence_promise._feed(exc)
             self.sequence_promise._end_stream()
             raise

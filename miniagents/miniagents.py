@@ -13,7 +13,7 @@ from typing import Any, TypeVar, overload
 from miniagents.message_sequence import MessageAppender, MessageSequence
 from miniagents.messages import Message, MessagePromise, MessageSequencePromise
 from miniagents.miniagent_typing import MessageType
-from miniagents.promising.errors import AppenderClosedError
+from miniagents.promising.errors import AppenderClosedError, PromiseCancelledError
 from miniagents.promising.ext.frozen import Frozen, freeze_value
 from miniagents.promising.promising import Promise, PromisingContext, _as_handler_list
 from miniagents.promising.sentinels import DEFAULT, Sentinel
@@ -28,6 +28,7 @@ __all__ = [
     "AgentCall",
     "AgentCallNode",
     "AgentReplyNode",
+    "AgentTimeoutError",
     "InteractionContext",
     "MessageSequence",
     "MiniAgent",
@@ -144,6 +145,10 @@ class MiniAgents(PromisingContext):
         return False
 
 
+class AgentTimeoutError(TimeoutError):
+    """An agent function did not finish within its `call_timeout`."""
+
+
 class AgentCallNode(Message):
     """
     Part of the interaction graph: an agent was called with these messages (plus the agent's
@@ -180,8 +185,13 @@ class MiniAgent:
         uppercase_func_name: bool = True,
         normalize_spaces_in_docstring: bool = True,
         interaction_metadata: dict[str, Any] | None = None,
+        call_timeout: float | None = None,
         **partial_kwargs: Any,
     ) -> None:
+        """
+        `call_timeout`: seconds each call's agent function may run; past it the call fails with
+        AgentTimeoutError (in its reply sequence). `partial_kwargs` are bound to the function.
+        """
         if not inspect.iscoroutinefunction(func):
             name = getattr(func, "__name__", repr(func))
             raise TypeError(
@@ -198,6 +208,9 @@ class MiniAgent:
         self.alias = alias
         self.description = description.replace("{AGENT_ALIAS}", alias)
         self.interaction_metadata = Frozen(**(interaction_metadata or {}))
+        if call_timeout is not None and not call_timeout > 0:
+            raise ValueError(f"{alias}: call_timeout must be a positive number of seconds, got {call_timeout!r}")
+        self.call_timeout = call_timeout
         self._partial_kwargs = partial_kwargs
         self.__name__ = alias
         self.__doc__ = self.description
@@ -212,13 +225,20 @@ class MiniAgent:
         """Start a call whose input messages are sent afterwards with `send_message()`."""
         return AgentCall(self, start_asap, function_kwargs)
 
-    def fork(self, alias: str | None = None, description: str | None = None, **partial_kwargs: Any) -> MiniAgent:
+    def fork(
+        self,
+        alias: str | None = None,
+        description: str | None = None,
+        call_timeout: float | Sentinel | None = DEFAULT,
+        **partial_kwargs: Any,
+    ) -> MiniAgent:
         """The same function as a new agent with more bound kwargs (later values override earlier ones)."""
         return MiniAgent(
             self._func,
             alias=alias or self.alias,
             description=description if description is not None else self.description,
             interaction_metadata=dict(self.interaction_metadata.frozen_fields_and_values()),
+            call_timeout=self.call_timeout if call_timeout is DEFAULT else call_timeout,
             **{**self._partial_kwargs, **partial_kwargs},
         )
 
@@ -273,6 +293,7 @@ class AgentCall:
         "_function_kwargs",
         "_input",
         "_replies",
+        "_task",
         "agent",
         "call_id",
         "error",
@@ -303,6 +324,7 @@ class AgentCall:
         self.started_at: float | None = None  # time.perf_counter() when the agent function started
         self.finished_at: float | None = None
         self._done_callbacks: list[Callable[[AgentCall], None]] | None = None
+        self._task: asyncio.Task[None] | None = None
         context._last_call_id += 1
         self.call_id = context._last_call_id
         self.parent = _calling_agent.get()
@@ -315,7 +337,7 @@ class AgentCall:
                 self._input.close()
         self._replies = MessageAppender(capture_errors=True, start_asap=start_asap).open()
         if start_asap:
-            context._track(self._arun())
+            self._task = context._track(self._arun())
         else:
             self._replies.on_first_demand = self._start_on_demand
         if context._agent_call_handlers or context.parent is not None:
@@ -371,7 +393,19 @@ class AgentCall:
         return self._replies.sequence_promise
 
     def _start_on_demand(self) -> None:
-        self._context._track(self._arun())
+        self._task = self._context._track(self._arun())
+
+    def cancel(self) -> bool:
+        """
+        Cancel the agent function. Its reply sequence ends with PromiseCancelledError after the replies
+        made so far. Returns False if the call had already finished.
+        """
+        if self.finished_at is not None:
+            return False
+        if self._task is None:  # a lazy call nobody has consumed yet: start it only to cancel it
+            self._start_on_demand()
+            self._replies.on_first_demand = None
+        return self._task.cancel()
 
     async def _arun(self) -> None:
         agent = self.agent
@@ -379,20 +413,32 @@ class AgentCall:
         _calling_agent.set(self)  # this task's own context: calls made from here are this call's children
         self.started_at = time.perf_counter()
         try:
-            await agent._func(
+            running = agent._func(
                 InteractionContext(agent, self._input_promise, replies),
                 **agent._partial_kwargs,
                 **self._function_kwargs,
             )
+            if agent.call_timeout is None:
+                await running
+            else:
+                try:
+                    await asyncio.wait_for(running, agent.call_timeout)
+                except asyncio.TimeoutError as exc:
+                    raise AgentTimeoutError(
+                        f"agent {agent.alias} did not finish within its call_timeout of {agent.call_timeout} s"
+                    ) from exc
         except Exception as exc:
             self.error = exc
+            _attach_agent_trace(exc, self)
             _log_once(self._context, agent, exc)
             if replies.is_open:
                 replies._deliver(exc)
-        except BaseException as exc:  # cancelled or interrupted: consumers get the error, never a hang
-            self.error = exc
+        except BaseException as exc:  # cancelled or interrupted: consumers get a clear error, never a hang
+            cancelled = PromiseCancelledError(f"agent {agent.alias} was cancelled ({type(exc).__name__})")
+            self.error = cancelled
+            _attach_agent_trace(cancelled, self)
             if replies.is_open:
-                replies._deliver(exc)
+                replies._deliver(cancelled)
             raise
         finally:
             replies.close()
@@ -442,6 +488,27 @@ async def _aresolved_messages(sequence: MessageSequencePromise) -> tuple[Message
     return tuple(messages)
 
 
+def _attach_agent_trace(exc: BaseException, call: AgentCall) -> None:
+    """
+    Record, once, the chain of agent calls an error came up through, outermost first, as
+    `exc.agent_trace` and as a traceback note (`agent trace: WRITER <- RESEARCHER <- SEARCH`).
+    """
+    if hasattr(exc, "agent_trace"):
+        return
+    chain = []
+    current: AgentCall | None = call
+    while current is not None:
+        chain.append(current.agent.alias)
+        current = current.parent
+    trace = tuple(reversed(chain))
+    try:
+        exc.agent_trace = trace  # type: ignore[attr-defined]
+    except AttributeError:
+        return
+    if hasattr(exc, "add_note"):
+        exc.add_note(f"agent trace: {' <- '.join(trace)}")
+
+
 def _log_once(context: PromisingContext, agent: MiniAgent, exc: BaseException) -> None:
     if getattr(exc, "_miniagents_logged", False):
         return
@@ -449,4 +516,7 @@ def _log_once(context: PromisingContext, agent: MiniAgent, exc: BaseException) -
         exc._miniagents_logged = True  # type: ignore[attr-defined]
     except AttributeError:
         pass
-    context.logger.log(context.log_level_for_errors, "agent %s failed: %r", agent.alias, exc, exc_info=exc)
+    trace = " <- ".join(getattr(exc, "agent_trace", ()) or (agent.alias,))
+    context.logger.log(
+        context.log_level_for_errors, "agent %s failed (agent trace: %s): %r", agent.alias, trace, exc, exc_info=exc
+    )

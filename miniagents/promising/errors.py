@@ -15,3 +15,10 @@ class AppenderNotOpenError(PromisingError):
 
 class AppenderClosedError(PromisingError):
     """`append()` was called on a StreamAppender that is already closed."""
+
+
+class PromiseCancelledError(PromisingError):
+    """
+    A promise's resolution or stream (or the agent producing it) was cancelled before it finished;
+    every consumer gets this error, at the position where the stream was cut.
+    """

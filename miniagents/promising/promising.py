@@ -20,6 +20,7 @@ from miniagents.promising.errors import (
     AppenderClosedError,
     AppenderNotOpenError,
     FunctionNotProvidedError,
+    PromiseCancelledError,
     PromisingError,
 )
 from miniagents.promising.promise_typing import PIECE, WHOLE, PromiseResolvedHandler, T
@@ -122,8 +123,22 @@ class PromisingContext:
     async def __aenter__(self) -> PromisingContext:
         return self.activate()
 
-    async def __aexit__(self, *exc_info: object) -> None:
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        if exc is not None and not isinstance(exc, Exception):
+            # cancelled or interrupted (Ctrl-C, kernel interrupt): stop everything this context started
+            await self.acancel_tasks()
         await self.afinalize()
+
+    async def acancel_tasks(self) -> None:
+        """Cancel every task this context started and wait until they have all ended."""
+        current = asyncio.current_task()
+        while True:
+            pending = [task for task in self._tasks if task is not current and not task.done()]
+            if not pending:
+                return
+            for task in pending:
+                task.cancel()
+            await asyncio.wait(pending)
 
     # ------------------------------------------------------------------ tasks
 
@@ -199,7 +214,7 @@ class Promise(Generic[T]):
     Every awaiter gets the very same result object, or the very same exception re-raised.
     """
 
-    __slots__ = ("_context", "_error", "_resolution_waiters", "_resolver_function", "_result")
+    __slots__ = ("_context", "_error", "_resolution_started", "_resolution_waiters", "_resolver_function", "_result")
 
     def __init__(
         self,
@@ -214,8 +229,10 @@ class Promise(Generic[T]):
         self._resolver_function = resolver
         self._result: Any = NO_VALUE
         self._error: BaseException | None = None
+        self._resolution_started = False
         self._resolution_waiters: list[asyncio.Future[None]] | None = None
         if prefill_result is not NO_VALUE:
+            self._resolution_started = True
             self._set_result(prefill_result)
         else:
             if start_asap is DEFAULT:
@@ -224,7 +241,12 @@ class Promise(Generic[T]):
                 self._start_in_background()
 
     def _start_in_background(self) -> None:
-        self._context._track(self._aresolve_in_background())
+        self._start_resolution()
+
+    def _start_resolution(self) -> None:
+        if not self._resolution_started:
+            self._resolution_started = True
+            self._context._track(self._arun_resolver())
 
     async def _resolver(self) -> T:
         """Compute the value; subclasses may override this instead of passing `resolver`."""
@@ -236,58 +258,36 @@ class Promise(Generic[T]):
         return self.aresolve().__await__()
 
     async def aresolve(self) -> T:
-        """The resolved value (running the resolver if nobody has yet); re-raises its error."""
+        """
+        The resolved value; re-raises the resolver's error. The resolver runs once, in its own task,
+        so cancelling one awaiter never disturbs the resolution or the other awaiters.
+        """
         if self._result is not NO_VALUE:
             return self._result
-        if self._error is not None:
-            raise self._error
-        return await self._arun_resolver_once()
-
-    async def _arun_resolver_once(self) -> T:
-        while self._resolution_waiters is not None:  # somebody else is resolving: wait for them
-            waiter = asyncio.get_running_loop().create_future()
-            self._resolution_waiters.append(waiter)
-            try:
-                await waiter
-            finally:
-                if not waiter.done() and self._resolution_waiters is not None:
-                    self._resolution_waiters.remove(waiter)
+        if self._error is None:
+            self._start_resolution()
+            await _wait_in(self, "_resolution_waiters")
             if self._result is not NO_VALUE:
                 return self._result
-            if self._error is not None:
-                raise self._error
-            # the resolving task was cancelled before finishing: try again ourselves
-        self._resolution_waiters = []
+        raise self._error  # type: ignore[misc]
+
+    async def _arun_resolver(self) -> None:
         try:
             result = await self._resolver()
         except asyncio.CancelledError:
-            self._wake_resolution_waiters()
+            self._error = PromiseCancelledError(f"resolution of {type(self).__name__} was cancelled")
             raise
-        except BaseException as exc:
+        except BaseException as exc:  # kept for every awaiter; logged for visibility
             self._error = exc
-            self._wake_resolution_waiters()
-            raise
-        self._set_result(result)
-        self._wake_resolution_waiters()
-        return result
-
-    def _wake_resolution_waiters(self) -> None:
-        waiters, self._resolution_waiters = self._resolution_waiters, None
-        for waiter in waiters or ():
-            if not waiter.done():
-                waiter.set_result(None)
+            logger.debug("%s failed: %r", type(self).__name__, exc, exc_info=exc)
+        else:
+            self._set_result(result)
+        finally:
+            _wake(self, "_resolution_waiters")
 
     def _set_result(self, result: T) -> None:
         self._result = result
         self._context._promise_resolved(self, result)
-
-    async def _aresolve_in_background(self) -> None:
-        try:
-            await self.aresolve()
-        except asyncio.CancelledError:
-            raise
-        except BaseException as exc:  # kept in the promise for every awaiter; logged for visibility
-            logger.debug("%s failed: %r", type(self).__name__, exc, exc_info=exc)
 
     def __repr__(self) -> str:
         if self._result is not NO_VALUE:
@@ -378,7 +378,7 @@ class StreamedPromise(Promise[WHOLE], Generic[PIECE, WHOLE]):
             return
         if self._stream_done:  # prefilled pieces: nothing to drain, maybe something to resolve
             if self._has_resolver():
-                self._context._track(self._aresolve_in_background())
+                self._start_resolution()
             return
         self._stream_started = True
         self._context._track(self._adrain_then_resolve())
@@ -392,22 +392,22 @@ class StreamedPromise(Promise[WHOLE], Generic[PIECE, WHOLE]):
                     pieces.append(piece)
                     if self._waiters:
                         self._wake_waiters()
-            except asyncio.CancelledError as exc:
-                self._feed(exc)
+            except asyncio.CancelledError:
+                self._feed(PromiseCancelledError(f"{type(self).__name__} was cancelled before its stream finished"))
                 self._end_stream()
                 raise
             except BaseException as exc:
                 self._feed(exc)
             self._end_stream()
-        if self._has_resolver():
-            await self._aresolve_in_background()
+        if self._has_resolver() and not self._resolution_started:
+            self._resolution_started = True
+            await self._arun_resolver()
 
     def _has_resolver(self) -> bool:
         return self._resolver_function is not None or type(self)._resolver is not Promise._resolver
 
     async def _aproduce_next(self) -> None:
-        """Pull one piece from the streamer on behalf of a consumer (lazy mode)."""
-        self._producer_busy = True
+        """Pull one piece from the streamer on behalf of the waiting consumers (lazy mode, own task)."""
         try:
             stream = self._stream_aiter or self._open_stream()
             if stream is None:
@@ -416,8 +416,8 @@ class StreamedPromise(Promise[WHOLE], Generic[PIECE, WHOLE]):
                 piece = await stream.__anext__()
             except StopAsyncIteration:
                 self._end_stream()
-            except asyncio.CancelledError as exc:
-                self._feed(exc)
+            except asyncio.CancelledError:  # only the context cancels this task
+                self._feed(PromiseCancelledError(f"{type(self).__name__} was cancelled before its stream finished"))
                 self._end_stream()
                 raise
             except BaseException as exc:
@@ -432,6 +432,8 @@ class StreamedPromise(Promise[WHOLE], Generic[PIECE, WHOLE]):
 
     def _feed(self, piece: Any) -> None:
         """Append a piece and wake the consumers waiting for it."""
+        if isinstance(piece, BaseException):
+            remember_origin(piece)
         self._pieces.append(piece)
         if self._waiters:
             self._wake_waiters()
@@ -447,10 +449,7 @@ class StreamedPromise(Promise[WHOLE], Generic[PIECE, WHOLE]):
                 self._wake_waiters()
 
     def _wake_waiters(self) -> None:
-        waiters, self._waiters = self._waiters, None
-        for waiter in waiters or ():
-            if not waiter.done():
-                waiter.set_result(None)
+        _wake(self, "_waiters")
 
     async def _await_piece(self, index: int) -> Any:
         """The piece at `index`, waiting or producing as needed; StopAsyncIteration past the end."""
@@ -463,19 +462,11 @@ class StreamedPromise(Promise[WHOLE], Generic[PIECE, WHOLE]):
                 hook, self._demand_hook = self._demand_hook, None
                 hook()
                 continue
-            if self._stream_started or self._producer_busy:
-                waiter = asyncio.get_running_loop().create_future()
-                if self._waiters is None:
-                    self._waiters = [waiter]
-                else:
-                    self._waiters.append(waiter)
-                try:
-                    await waiter
-                finally:
-                    if not waiter.done() and self._waiters is not None and waiter in self._waiters:
-                        self._waiters.remove(waiter)
-            else:
-                await self._aproduce_next()
+            if not self._stream_started and not self._producer_busy:
+                # lazy mode: one piece is produced in its own task, so a cancelled consumer can't break it
+                self._producer_busy = True
+                self._context._track(self._aproduce_next())
+            await _wait_in(self, "_waiters")
 
     # --------------------------------------------------------------- consuming
 
@@ -489,6 +480,32 @@ class StreamedPromise(Promise[WHOLE], Generic[PIECE, WHOLE]):
     def _raw_pieces(self) -> AsyncIterator[Any]:
         """Replay iterator that returns error pieces instead of raising them (for flattening)."""
         return _ReplayIterator(self, raise_errors=False)
+
+
+async def _wait_in(owner: Any, waiters_slot: str) -> None:
+    """Wait on a future of our own, registered in `owner.<waiters_slot>` (a list created on demand)."""
+    waiter = asyncio.get_running_loop().create_future()
+    waiters = getattr(owner, waiters_slot)
+    if waiters is None:
+        setattr(owner, waiters_slot, [waiter])
+    else:
+        waiters.append(waiter)
+    try:
+        await waiter
+    finally:
+        if not waiter.done():  # we were cancelled: leave the others alone
+            waiters = getattr(owner, waiters_slot)
+            if waiters is not None and waiter in waiters:
+                waiters.remove(waiter)
+
+
+def _wake(owner: Any, waiters_slot: str) -> None:
+    waiters = getattr(owner, waiters_slot)
+    if waiters:
+        setattr(owner, waiters_slot, None)
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
 
 class _ReplayIterator:
@@ -516,8 +533,18 @@ class _ReplayIterator:
             piece = await promise._await_piece(index)
         self._index = index + 1
         if self._raise_errors and isinstance(piece, BaseException):
-            raise piece
+            # re-raised to every consumer with its original traceback, not one grown by each replay
+            raise piece.with_traceback(getattr(piece, "_miniagents_origin", piece.__traceback__))
         return piece
+
+
+def remember_origin(exc: BaseException) -> None:
+    """Keep the traceback an error had when it first entered a stream (replays re-raise with it)."""
+    if not hasattr(exc, "_miniagents_origin"):
+        try:
+            exc._miniagents_origin = exc.__traceback__  # type: ignore[attr-defined]
+        except AttributeError:  # exceptions that refuse attributes just keep their growing traceback
+            pass
 
 
 class StreamAppender(Generic[PIECE]):
@@ -595,8 +622,10 @@ class StreamAppender(Generic[PIECE]):
         self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
     ) -> bool:
         suppress = False
-        if exc is not None and self.capture_errors and not isinstance(exc, AppenderClosedError):
-            if isinstance(exc, Exception) and self._is_open:
+        if exc is not None and self._is_open and not isinstance(exc, AppenderClosedError):
+            if not isinstance(exc, Exception):  # cancelled or interrupted: consumers must see the cut
+                self._deliver(PromiseCancelledError(f"appending was interrupted by {type(exc).__name__}"))
+            elif self.capture_errors:
                 self._deliver(exc)
                 suppress = True
         self.close()
@@ -612,8 +641,16 @@ class StreamAppender(Generic[PIECE]):
         while not self._queue:
             if self._is_closed:
                 raise StopAsyncIteration
+            if self._waiter is not None:
+                raise PromisingError(
+                    "a StreamAppender has a single consumer; pass it as the streamer of a StreamedPromise to "
+                    "let several consumers replay it"
+                )
             waiter = self._waiter = asyncio.get_running_loop().create_future()
-            await waiter
+            try:
+                await waiter
+            finally:
+                self._waiter = None
         return self._queue.popleft()
 
 

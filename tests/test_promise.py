@@ -1,0 +1,700 @@
+"""Acceptance tests for Promise and StreamedPromise (SPEC 3.2, 3.3)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from miniagents.promising.promising import Promise, PromisingContext, StreamedPromise
+from miniagents.promising.sentinels import DEFAULT
+
+
+class Gate:
+    """Releases a streamer piece by piece: the streamer awaits `next_piece()`, the test calls `release()`."""
+
+    def __init__(self) -> None:
+        self._allowed = 0
+        self._changed = asyncio.Event()
+
+    def release(self, count: int = 1) -> None:
+        self._allowed += count
+        self._changed.set()
+
+    async def next_piece(self) -> None:
+        while self._allowed <= 0:
+            self._changed.clear()
+            await self._changed.wait()
+        self._allowed -= 1
+
+
+async def collect(promise) -> list:
+    return [piece async for piece in promise]
+
+
+async def collect_with_error(iterator) -> tuple[list, BaseException | None]:
+    """Pieces until the first error, the error, and a check that iteration then ends."""
+    pieces = []
+    aiter_ = iterator.__aiter__()
+    while True:
+        try:
+            piece = await aiter_.__anext__()
+        except StopAsyncIteration:
+            return pieces, None
+        except Exception as exc:
+            with pytest.raises(StopAsyncIteration):
+                await aiter_.__anext__()
+            return pieces, exc
+        pieces.append(piece)
+
+
+async def settle(switches: int = 5) -> None:
+    for _ in range(switches):
+        await asyncio.sleep(0)
+
+
+# =================================================================== Promise
+
+
+async def test_await_promise_gives_resolver_result():
+    async def resolver(_):
+        return 42
+
+    async with PromisingContext():
+        assert await Promise(resolver=resolver) == 42
+
+
+async def test_aresolve_gives_same_result_as_await():
+    result = object()
+
+    async def resolver(_):
+        return result
+
+    async with PromisingContext():
+        promise = Promise(start_asap=False, resolver=resolver)
+        assert await promise.aresolve() is result
+        assert await promise is result
+
+
+async def test_resolver_receives_the_promise():
+    received = []
+
+    async def resolver(promise):
+        received.append(promise)
+        return 1
+
+    async with PromisingContext():
+        promise = Promise(start_asap=False, resolver=resolver)
+        await promise
+    assert received == [promise]
+
+
+@pytest.mark.parametrize("start_asap", [True, False])
+async def test_resolver_runs_once_under_concurrent_awaits(start_asap):
+    calls = []
+    release = asyncio.Event()
+
+    async def resolver(_):
+        calls.append(1)
+        await release.wait()
+        return ["result"]
+
+    async with PromisingContext():
+        promise = Promise(start_asap=start_asap, resolver=resolver)
+        awaiters = [asyncio.ensure_future(promise.aresolve() if i % 2 else promise) for i in range(6)]
+        await settle()
+        release.set()
+        results = await asyncio.gather(*awaiters)
+        results.append(await promise)
+    assert len(calls) == 1
+    assert all(result is results[0] for result in results)
+
+
+@pytest.mark.parametrize("start_asap", [True, False])
+async def test_every_awaiter_gets_same_exception_instance_when_resolver_fails(start_asap):
+    calls = []
+    release = asyncio.Event()
+
+    async def resolver(_):
+        calls.append(1)
+        await release.wait()
+        raise ValueError("broken")
+
+    async with PromisingContext():
+        promise = Promise(start_asap=start_asap, resolver=resolver)
+        awaiters = [asyncio.ensure_future(promise.aresolve()) for _ in range(4)]
+        await settle()
+        release.set()
+        errors = await asyncio.gather(*awaiters, return_exceptions=True)
+        for _ in range(2):
+            with pytest.raises(ValueError) as error_info:
+                await promise
+            errors.append(error_info.value)
+    assert len(calls) == 1
+    assert isinstance(errors[0], ValueError)
+    assert all(error is errors[0] for error in errors)
+
+
+async def test_cancelled_awaiter_does_not_break_other_awaiter():
+    release = asyncio.Event()
+
+    async def resolver(_):
+        await release.wait()
+        return "value"
+
+    async with PromisingContext():
+        promise = Promise(start_asap=False, resolver=resolver)
+        first = asyncio.ensure_future(promise.aresolve())
+        await settle()
+        second = asyncio.ensure_future(promise.aresolve())
+        await settle()
+        first.cancel()
+        await settle()
+        release.set()
+        assert await asyncio.wait_for(second, timeout=5) == "value"
+
+
+async def test_start_asap_true_starts_resolver_at_next_task_switch_without_await():
+    started = []
+
+    async def resolver(_):
+        started.append(True)
+        return 1
+
+    async with PromisingContext():
+        Promise(start_asap=True, resolver=resolver)
+        assert started == []  # not synchronously inside the constructor
+        await asyncio.sleep(0)
+        assert started == [True]
+
+
+async def test_start_asap_false_runs_resolver_only_on_first_await():
+    started = []
+
+    async def resolver(_):
+        started.append(True)
+        return 1
+
+    async with PromisingContext():
+        promise = Promise(start_asap=False, resolver=resolver)
+        await settle(10)
+        assert started == []
+        assert await promise == 1
+        assert started == [True]
+
+
+async def test_start_asap_default_starts_eagerly_when_context_default_true():
+    started = []
+
+    async def resolver(_):
+        started.append(True)
+        return 1
+
+    async with PromisingContext(start_everything_asap_by_default=True):
+        Promise(start_asap=DEFAULT, resolver=resolver)
+        Promise(resolver=resolver)
+        await asyncio.sleep(0)
+        assert started == [True, True]
+
+
+async def test_start_asap_default_is_lazy_when_context_default_false():
+    started = []
+
+    async def resolver(_):
+        started.append(True)
+        return 1
+
+    async with PromisingContext(start_everything_asap_by_default=False):
+        promise = Promise(start_asap=DEFAULT, resolver=resolver)
+        other = Promise(resolver=resolver)
+        await settle(10)
+        assert started == []
+        await promise
+        await other
+        assert started == [True, True]
+
+
+async def test_prefilled_promise_gives_prefilled_object_without_calling_resolver():
+    value = {"prefilled": True}
+    calls = []
+
+    async def resolver(_):
+        calls.append(1)
+        return "other"
+
+    async with PromisingContext():
+        promise = Promise(resolver=resolver, prefill_result=value)
+        assert await promise is value
+        assert await promise.aresolve() is value
+    assert calls == []
+
+
+async def test_prefilled_promise_with_none_result_is_resolved():
+    async with PromisingContext():
+        promise = Promise(prefill_result=None)
+        assert await promise is None
+
+
+async def test_promise_without_resolver_fails_on_await():
+    async with PromisingContext():
+        promise = Promise(start_asap=False)
+        with pytest.raises(Exception):  # noqa: B017 - SPEC only says it fails (FunctionNotProvidedError here)
+            await promise
+
+
+async def test_promise_requires_active_context():
+    async def resolver(_):
+        return 1
+
+    with pytest.raises(RuntimeError, match="async with MiniAgents"):
+        Promise(resolver=resolver)
+
+
+async def test_resolver_supplied_by_subclass_override():
+    class Answer(Promise):
+        async def _resolver(self):
+            return "from subclass"
+
+    async with PromisingContext():
+        assert await Answer(start_asap=False) == "from subclass"
+        assert await Answer(start_asap=True) == "from subclass"
+
+
+# ============================================================ StreamedPromise
+
+
+def counting_streamer(pieces, calls, gate: Gate | None = None, error_at: int | None = None, error=None):
+    """A streamer function that counts its invocations and yields `pieces` (raising at `error_at`)."""
+
+    async def streamer(_):
+        calls.append(1)
+        for index, piece in enumerate(pieces):
+            if gate is not None:
+                await gate.next_piece()
+            if index == error_at:
+                raise error
+            yield piece
+        if error_at is not None and error_at >= len(pieces):
+            if gate is not None:
+                await gate.next_piece()
+            raise error
+
+    return streamer
+
+
+@pytest.mark.parametrize("start_asap", [True, False])
+async def test_two_concurrent_consumers_both_see_full_sequence(start_asap):
+    calls = []
+    gate = Gate()
+    pieces = ["a", "b", "c", "d"]
+
+    async with PromisingContext():
+        promise = StreamedPromise(streamer=counting_streamer(pieces, calls, gate), start_asap=start_asap)
+        first = asyncio.ensure_future(collect(promise))
+        second = asyncio.ensure_future(collect(promise))
+        for _ in pieces:
+            await settle()
+            gate.release()
+        await settle()
+        gate.release()
+        assert await asyncio.wait_for(first, 5) == pieces
+        assert await asyncio.wait_for(second, 5) == pieces
+    assert calls == [1]
+
+
+@pytest.mark.parametrize("start_asap", [True, False])
+async def test_late_consumer_replays_full_sequence_from_memory(start_asap):
+    calls = []
+    pieces = [1, 2, 3]
+
+    async with PromisingContext():
+        promise = StreamedPromise(streamer=counting_streamer(pieces, calls), start_asap=start_asap)
+        assert await collect(promise) == pieces
+        assert await collect(promise) == pieces
+        assert await collect(promise) == pieces
+    assert calls == [1]
+
+
+@pytest.mark.parametrize("start_asap", [True, False])
+async def test_consumer_starting_mid_stream_replays_earlier_pieces(start_asap):
+    calls = []
+    gate = Gate()
+    pieces = ["x", "y", "z"]
+
+    async with PromisingContext():
+        promise = StreamedPromise(streamer=counting_streamer(pieces, calls, gate), start_asap=start_asap)
+        first_iter = promise.__aiter__()
+        gate.release()
+        assert await asyncio.wait_for(first_iter.__anext__(), 5) == "x"
+        late = asyncio.ensure_future(collect(promise))
+        await settle()
+        gate.release(10)
+        assert await asyncio.wait_for(late, 5) == pieces
+        assert [piece async for piece in first_iter] == ["y", "z"]
+    assert calls == [1]
+
+
+@pytest.mark.parametrize("start_asap", [True, False])
+async def test_streamer_invoked_once_with_many_consumers(start_asap):
+    calls = []
+
+    async with PromisingContext():
+        promise = StreamedPromise(streamer=counting_streamer(range(5), calls), start_asap=start_asap)
+        results = await asyncio.gather(*(collect(promise) for _ in range(5)))
+        results.append(await collect(promise))
+    assert calls == [1]
+    assert results == [list(range(5))] * 6
+
+
+@pytest.mark.parametrize("start_asap", [True, False])
+async def test_streamer_exception_delivered_at_its_position_to_every_consumer_then_iteration_ends(start_asap):
+    calls = []
+    error = ValueError("mid-stream")
+
+    async with PromisingContext():
+        promise = StreamedPromise(
+            streamer=counting_streamer([1, 2, 3], calls, error_at=2, error=error), start_asap=start_asap
+        )
+        concurrent = await asyncio.gather(collect_with_error(promise), collect_with_error(promise))
+        late = await collect_with_error(promise)
+    assert calls == [1]
+    for pieces, received in [*concurrent, late]:
+        assert pieces == [1, 2]
+        assert received is error
+
+
+@pytest.mark.parametrize("start_asap", [True, False])
+async def test_streamer_exception_as_first_piece_ends_iteration(start_asap):
+    error = KeyError("first")
+
+    async with PromisingContext():
+        promise = StreamedPromise(streamer=counting_streamer([1], [], error_at=0, error=error), start_asap=start_asap)
+        assert await collect_with_error(promise) == ([], error)
+
+
+@pytest.mark.parametrize("start_asap", [True, False])
+@pytest.mark.parametrize("bad_return", [[1, 2, 3], 42, None, "text"])
+async def test_streamer_not_returning_async_iterator_gives_type_error_then_end(start_asap, bad_return):
+    async with PromisingContext():
+        promise = StreamedPromise(streamer=lambda _: bad_return, start_asap=start_asap)
+        for _ in range(2):
+            pieces, error = await asyncio.wait_for(collect_with_error(promise), 5)
+            assert pieces == []
+            assert isinstance(error, TypeError)
+
+
+@pytest.mark.parametrize("start_asap", [True, False])
+async def test_broken_resolver_fails_await_but_not_stream(start_asap):
+    error = RuntimeError("resolver broke")
+
+    async def resolver(_):
+        raise error
+
+    async with PromisingContext():
+        promise = StreamedPromise(streamer=counting_streamer(["p", "q"], []), resolver=resolver, start_asap=start_asap)
+        assert await asyncio.wait_for(collect(promise), 5) == ["p", "q"]
+        with pytest.raises(RuntimeError) as error_info:
+            await asyncio.wait_for(promise.aresolve(), 5)
+        assert error_info.value is error
+        assert await asyncio.wait_for(collect(promise), 5) == ["p", "q"]
+
+
+@pytest.mark.parametrize("start_asap", [True, False])
+async def test_await_streamed_promise_gives_resolver_result(start_asap):
+    async def resolver(promise):
+        return "".join([piece async for piece in promise])
+
+    async with PromisingContext():
+        promise = StreamedPromise(
+            streamer=counting_streamer(["he", "llo"], []), resolver=resolver, start_asap=start_asap
+        )
+        assert await asyncio.wait_for(promise, 5) == "hello"
+
+
+async def test_start_asap_drains_streamer_in_background_without_consumer():
+    produced = []
+    drained = asyncio.Event()
+
+    async def streamer(_):
+        for piece in range(4):
+            produced.append(piece)
+            yield piece
+        drained.set()
+
+    async with PromisingContext():
+        promise = StreamedPromise(streamer=streamer, start_asap=True)
+        await asyncio.wait_for(drained.wait(), 5)
+        assert produced == [0, 1, 2, 3]
+        assert await collect(promise) == [0, 1, 2, 3]
+
+
+async def test_start_asap_false_produces_pieces_on_demand_of_first_consumer():
+    produced = []
+
+    async def streamer(_):
+        for piece in range(4):
+            produced.append(piece)
+            yield piece
+
+    async with PromisingContext():
+        promise = StreamedPromise(streamer=streamer, start_asap=False)
+        await settle(10)
+        assert produced == []
+        iterator = promise.__aiter__()
+        assert await iterator.__anext__() == 0
+        await settle(10)
+        assert produced == [0]
+        assert await iterator.__anext__() == 1
+        assert produced == [0, 1]
+        assert await collect(promise) == [0, 1, 2, 3]
+
+
+async def test_start_asap_default_drains_when_context_default_true():
+    produced = []
+    drained = asyncio.Event()
+
+    async def streamer(_):
+        produced.append("a")
+        yield "a"
+        drained.set()
+
+    async with PromisingContext(start_everything_asap_by_default=True):
+        StreamedPromise(streamer=streamer)
+        await asyncio.wait_for(drained.wait(), 5)
+        assert produced == ["a"]
+
+
+async def test_start_asap_default_is_lazy_when_context_default_false_for_streamed():
+    produced = []
+
+    async def streamer(_):
+        produced.append("a")
+        yield "a"
+
+    async with PromisingContext(start_everything_asap_by_default=False):
+        promise = StreamedPromise(streamer=streamer)
+        await settle(10)
+        assert produced == []
+        assert await collect(promise) == ["a"]
+
+
+async def test_prefilled_streamed_promise_replays_prefilled_pieces_and_result():
+    async with PromisingContext():
+        promise = StreamedPromise(prefill_pieces=["a", "b"], prefill_result="ab")
+        assert await collect(promise) == ["a", "b"]
+        assert await collect(promise) == ["a", "b"]
+        assert await promise == "ab"
+
+
+@pytest.mark.parametrize("start_asap", [True, False])
+async def test_prefilled_pieces_with_resolver_give_pieces_and_resolver_result(start_asap):
+    async def resolver(promise):
+        return tuple([piece async for piece in promise])
+
+    async with PromisingContext():
+        promise = StreamedPromise(prefill_pieces=[1, 2], resolver=resolver, start_asap=start_asap)
+        assert await collect(promise) == [1, 2]
+        assert await asyncio.wait_for(promise, 5) == (1, 2)
+
+
+async def test_prefilled_pieces_with_start_asap_log_no_internal_error(caplog):
+    caplog.set_level(logging.DEBUG, logger="miniagents")
+
+    async def resolver(promise):
+        return tuple([piece async for piece in promise])
+
+    async with PromisingContext():
+        StreamedPromise(prefill_pieces=[1, 2], resolver=resolver, start_asap=True)
+    errors = [record for record in caplog.records if record.levelno >= logging.ERROR]
+    assert errors == []
+
+
+async def test_prefilled_pieces_with_start_asap_resolve_in_background():
+    calls = []
+
+    async def resolver(promise):
+        calls.append(1)
+        return tuple([piece async for piece in promise])
+
+    async with PromisingContext():
+        StreamedPromise(prefill_pieces=[1, 2], resolver=resolver, start_asap=True)
+    assert calls == [1]
+
+
+@pytest.mark.parametrize("start_asap", [True, False])
+async def test_calling_promise_returns_fresh_replaying_iterator(start_asap):
+    async with PromisingContext():
+        promise = StreamedPromise(streamer=counting_streamer([1, 2, 3], []), start_asap=start_asap)
+        first = promise()
+        second = promise()
+        assert first is not second
+        assert await first.__anext__() == 1
+        assert [piece async for piece in second] == [1, 2, 3]
+        assert [piece async for piece in first] == [2, 3]
+        assert [piece async for piece in promise()] == [1, 2, 3]
+
+
+@pytest.mark.parametrize("start_asap", [True, False])
+async def test_streamed_promise_can_be_streamer_of_another(start_asap):
+    calls = []
+
+    async with PromisingContext():
+        inner = StreamedPromise(streamer=counting_streamer(["a", "b"], calls), start_asap=start_asap)
+        outer = StreamedPromise(streamer=inner, start_asap=start_asap)
+        other = StreamedPromise(streamer=inner, start_asap=start_asap)
+        assert await collect(outer) == ["a", "b"]
+        assert await collect(other) == ["a", "b"]
+        assert await collect(inner) == ["a", "b"]
+    assert calls == [1]
+
+
+@pytest.mark.parametrize("start_asap", [True, False])
+async def test_streamed_promise_as_streamer_passes_error_at_position(start_asap):
+    error = ValueError("inner")
+
+    async with PromisingContext():
+        inner = StreamedPromise(
+            streamer=counting_streamer(["a", "b"], [], error_at=1, error=error), start_asap=start_asap
+        )
+        outer = StreamedPromise(streamer=inner, start_asap=start_asap)
+        assert await collect_with_error(outer) == (["a"], error)
+
+
+@pytest.mark.parametrize("start_asap", [True, False])
+async def test_streamer_and_resolver_supplied_by_subclass_override(start_asap):
+    class Letters(StreamedPromise):
+        async def _streamer(self):
+            for letter in "abc":
+                yield letter
+
+        async def _resolver(self):
+            return "".join([piece async for piece in self])
+
+    async with PromisingContext():
+        promise = Letters(start_asap=start_asap)
+        assert await asyncio.wait_for(collect(promise), 5) == ["a", "b", "c"]
+        assert await asyncio.wait_for(promise, 5) == "abc"
+
+
+async def test_cancelled_waiting_consumer_does_not_break_other_consumer_when_start_asap():
+    gate = Gate()
+    pieces = [1, 2, 3]
+
+    async with PromisingContext():
+        promise = StreamedPromise(streamer=counting_streamer(pieces, [], gate), start_asap=True)
+        doomed = asyncio.ensure_future(collect(promise))
+        survivor = asyncio.ensure_future(collect(promise))
+        await settle()
+        doomed.cancel()
+        await asyncio.wait([doomed])
+        assert doomed.cancelled()
+        gate.release(len(pieces))
+        await asyncio.wait([survivor], timeout=5)
+        assert survivor.done() and not survivor.cancelled()
+        assert survivor.result() == pieces
+
+
+async def test_cancelled_waiting_consumer_does_not_break_producing_consumer_when_lazy():
+    gate = Gate()
+    pieces = [1, 2, 3]
+
+    async with PromisingContext():
+        promise = StreamedPromise(streamer=counting_streamer(pieces, [], gate), start_asap=False)
+        producer = asyncio.ensure_future(collect(promise))
+        await settle()
+        doomed = asyncio.ensure_future(collect(promise))
+        await settle()
+        doomed.cancel()
+        await asyncio.wait([doomed])
+        gate.release(len(pieces))
+        await asyncio.wait([producer], timeout=5)
+        assert producer.done() and not producer.cancelled()
+        assert producer.result() == pieces
+
+
+async def test_cancelled_producing_consumer_does_not_break_other_consumer_when_lazy():
+    gate = Gate()
+    pieces = [1, 2, 3]
+
+    async with PromisingContext():
+        promise = StreamedPromise(streamer=counting_streamer(pieces, [], gate), start_asap=False)
+        doomed = asyncio.ensure_future(collect(promise))
+        await settle()  # `doomed` is now pulling the first piece from the streamer
+        survivor = asyncio.ensure_future(collect(promise))
+        await settle()
+        doomed.cancel()
+        await asyncio.wait([doomed])
+        gate.release(len(pieces))
+        await asyncio.wait([survivor], timeout=5)
+        assert survivor.done() and not survivor.cancelled(), "the surviving consumer was cancelled too"
+        assert survivor.result() == pieces
+
+
+async def test_streamed_promise_consumption_never_hangs_on_empty_stream():
+    async def streamer(_):
+        return
+        yield  # pragma: no cover
+
+    async with PromisingContext():
+        promise = StreamedPromise(streamer=streamer, start_asap=False)
+        assert await asyncio.wait_for(collect(promise), 5) == []
+
+
+# ------------------------------------------------------- replay equivalence (hypothesis)
+
+
+class ScenarioError(Exception):
+    pass
+
+
+async def _replay_scenario(pieces, error_position, consumer_delays, start_asap, yield_between):
+    calls = []
+    error = ScenarioError("at position")
+
+    async def streamer(_):
+        calls.append(1)
+        for index, piece in enumerate(pieces):
+            for _ in range(yield_between):
+                await asyncio.sleep(0)
+            if index == error_position:
+                raise error
+            yield piece
+        if error_position == len(pieces):
+            raise error
+
+    async def consumer(delay):
+        for _ in range(delay):
+            await asyncio.sleep(0)
+        return await collect_with_error(promise)
+
+    async with PromisingContext():
+        promise = StreamedPromise(streamer=streamer, start_asap=start_asap)
+        results = await asyncio.wait_for(asyncio.gather(*(consumer(delay) for delay in consumer_delays)), 10)
+        results.append(await collect_with_error(promise))
+    return calls, error, results
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    data=st.data(),
+    pieces=st.lists(st.one_of(st.integers(), st.text(max_size=5), st.none()), max_size=8),
+    consumer_delays=st.lists(st.integers(min_value=0, max_value=12), min_size=1, max_size=4),
+    start_asap=st.booleans(),
+    yield_between=st.integers(min_value=0, max_value=2),
+)
+def test_every_consumer_sees_same_sequence_regardless_of_start_moment(
+    data, pieces, consumer_delays, start_asap, yield_between
+):
+    error_position = data.draw(st.one_of(st.none(), st.integers(min_value=0, max_value=len(pieces))))
+    calls, error, results = asyncio.run(
+        _replay_scenario(pieces, error_position, consumer_delays, start_asap, yield_between)
+    )
+    expected_pieces = pieces if error_position is None else pieces[:error_position]
+    expected_error = None if error_position is None else error
+    assert calls == [1]
+    for received_pieces, received_error in results:
+        assert received_pieces == expected_pieces
+        assert received_error is expected_error
