@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 from miniagents.promising.ext.frozen import Frozen
-from miniagents.promising.promising import StreamedPromise
+from miniagents.promising.promising import PromisingContext, StreamedPromise
 from miniagents.promising.sentinels import DEFAULT, NO_VALUE, Sentinel
 from miniagents.promising.sequence import acollect_pieces
 
@@ -73,19 +73,21 @@ class Message(Frozen):
     def as_promise(self) -> MessagePromise:
         """An already resolved MessagePromise of this very message (created once, then cached)."""
         try:
-            return self._as_promise_cache
+            promise = self._as_promise_cache
+            if promise._context is PromisingContext.get_current_or_none():
+                return promise
         except AttributeError:
-            promise = MessagePromise(prefill_message=self)
-            object.__setattr__(self, "_as_promise_cache", promise)
-            return promise
+            pass
+        promise = MessagePromise(prefill_message=self)  # resolved in (and observed by) the active context
+        object.__setattr__(self, "_as_promise_cache", promise)
+        return promise
 
-    def _mark_persisted(self) -> bool:
-        """Mark this instance as handed to the persistence handlers; False if it already was."""
-        try:
-            return not self._persisted
-        except AttributeError:
-            object.__setattr__(self, "_persisted", True)
-            return True
+    def _mark_persisted(self, context: object) -> bool:
+        """Mark this instance as handed to `context`'s persistence handlers; False if it already was."""
+        if getattr(self, "_persisted", None) is context:
+            return False
+        object.__setattr__(self, "_persisted", context)
+        return True
 
 
 def _externalize_fields(model: Frozen) -> dict[str, Any]:

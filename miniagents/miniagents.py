@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import inspect
+import signal
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from contextvars import ContextVar
@@ -58,6 +60,7 @@ class MiniAgents(PromisingContext):
         self._persist_handlers: list[PersistMessageHandler] = _as_handler_list(on_persist_message)
         self._agent_call_handlers: list[AgentCallHandler] = _as_handler_list(on_agent_call)
         self._last_call_id = 0
+        self._interrupted = False  # set by Ctrl-C in run(): leftover agents get cancelled on exit
         self._empty_sequence_promise: MessageSequencePromise | None = None
 
     @classmethod
@@ -74,14 +77,55 @@ class MiniAgents(PromisingContext):
         try:
             asyncio.get_running_loop()
         except RuntimeError:
-            return asyncio.run(self.arun(awaitable))
+            return asyncio.run(self._arun_interruptible(awaitable))
         with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="miniagents-run") as executor:
             return executor.submit(asyncio.run, self.arun(awaitable)).result()
+
+    async def _arun_interruptible(self, awaitable: Awaitable[T]) -> T:
+        """
+        `arun` for scripts: Ctrl-C raises KeyboardInterrupt *inside* the running coroutine, where it is
+        waiting (so `except KeyboardInterrupt:` in user code works, as in the seeds), and every agent
+        still running is cancelled when the context exits.
+        """
+        main_task = asyncio.current_task()
+        loop = asyncio.get_running_loop()
+        interrupted = False
+
+        def on_sigint() -> None:
+            nonlocal interrupted
+            interrupted = True
+            self._interrupted = True
+            waiter = getattr(main_task, "_fut_waiter", None)  # the future the main coroutine waits on
+            if isinstance(waiter, asyncio.Future) and not isinstance(waiter, asyncio.Task) and not waiter.done():
+                waiter.set_exception(KeyboardInterrupt())
+            elif main_task is not None:
+                main_task.cancel()
+
+        # A Python-level handler, not loop.add_signal_handler(): libraries such as prompt_toolkit add and
+        # then remove their own loop handler for SIGINT (which drops ours), but restore this level.
+        previous_handler = None
+        if threading.current_thread() is threading.main_thread():
+            previous_handler = signal.signal(signal.SIGINT, lambda *_: loop.call_soon_threadsafe(on_sigint))
+        try:
+            return await self.arun(awaitable)
+        except asyncio.CancelledError:
+            if interrupted:
+                raise KeyboardInterrupt from None
+            raise
+        finally:
+            if previous_handler is not None:
+                signal.signal(signal.SIGINT, previous_handler)
 
     async def arun(self, awaitable: Awaitable[T]) -> T:
         """Await `awaitable` inside this context, then wait for every task it started."""
         async with self:
             return await awaitable
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        if self._interrupted and (exc is None or isinstance(exc, Exception)):
+            await self.acancel_tasks()  # Ctrl-C was handled by user code: don't wait for agents to finish
+        self._interrupted = False
+        await super().__aexit__(exc_type, exc, tb)
 
     def _empty_sequence(self) -> MessageSequencePromise:
         """One finished, empty MessageSequencePromise shared by every call without input (it is immutable)."""
@@ -130,7 +174,7 @@ class MiniAgents(PromisingContext):
         self, promise: Promise[Any], message: Message, handlers: list[PersistMessageHandler]
     ) -> None:
         for each in (*message.sub_messages(), message):
-            if not each._mark_persisted():
+            if not each._mark_persisted(self):
                 continue
             for handler in handlers:
                 self.start_asap(handler(promise, each), log_level_for_errors=self.log_level_for_errors)
@@ -433,13 +477,20 @@ class AgentCall:
             _log_once(self._context, agent, exc)
             if replies.is_open:
                 replies._deliver(exc)
-        except BaseException as exc:  # cancelled or interrupted: consumers get a clear error, never a hang
-            cancelled = PromiseCancelledError(f"agent {agent.alias} was cancelled ({type(exc).__name__})")
+        except asyncio.CancelledError:  # consumers get a clear error at the cut, never a hang
+            cancelled = PromiseCancelledError(f"agent {agent.alias} was cancelled")
             self.error = cancelled
             _attach_agent_trace(cancelled, self)
             if replies.is_open:
                 replies._deliver(cancelled)
             raise
+        except BaseException as exc:  # KeyboardInterrupt / SystemExit raised by the agent itself
+            # delivered to the consumers (e.g. a dialog loop's `except KeyboardInterrupt`) rather than
+            # escaping the event loop from a background task
+            self.error = exc
+            _attach_agent_trace(exc, self)
+            if replies.is_open:
+                replies._deliver(exc)
         finally:
             replies.close()
             self.finish()  # the agent is done: later input would go unread

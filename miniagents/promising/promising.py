@@ -60,6 +60,7 @@ class PromisingContext:
         self.logger = logger
         self._resolved_handlers: list[PromiseResolvedHandler] = _as_handler_list(on_promise_resolved)
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._internal_tasks: set[asyncio.Task[Any]] = set()  # the subset started by the framework itself
         self._forget_internal = self._forget_internal_task  # one bound method, not one per task
         self._activation_token: Any = None
         self._active = False
@@ -130,10 +131,14 @@ class PromisingContext:
         await self.afinalize()
 
     async def acancel_tasks(self) -> None:
-        """Cancel every task this context started and wait until they have all ended."""
+        """
+        Cancel the framework's own tasks (agents, streams, flattening) and wait until they have ended.
+        Tasks scheduled with `start_asap()` (handlers: persistence, logging) are left to finish, so
+        what was already produced is not lost; `afinalize()` waits for them.
+        """
         current = asyncio.current_task()
         while True:
-            pending = [task for task in self._tasks if task is not current and not task.done()]
+            pending = [task for task in self._internal_tasks if task is not current and not task.done()]
             if not pending:
                 return
             for task in pending:
@@ -177,11 +182,13 @@ class PromisingContext:
         """Run one of the framework's own coroutines as a tracked task (they deliver their errors)."""
         task = asyncio.get_running_loop().create_task(coroutine)
         self._tasks.add(task)
+        self._internal_tasks.add(task)
         task.add_done_callback(self._forget_internal)
         return task
 
     def _forget_internal_task(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
+        self._internal_tasks.discard(task)
         if not task.cancelled():
             exc = task.exception()
             if exc is not None:  # a bug in the framework: make it loud rather than lose it
