@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
 from typing import Any
 
 from pydantic import BaseModel
@@ -122,29 +122,32 @@ class MessageAppender(StreamAppender[Any]):
     # --------------------------------------------------------------- output
 
     def _flatten_now(self, item: Any) -> None:
+        """Flatten what is ready now; nested iterables use an explicit stack (any depth, no recursion)."""
         feed = self.sequence_promise._feed
-        if type(item) is str:
-            feed(Message(text=item).as_promise)
-        elif isinstance(item, MessagePromise):
-            feed(item)
-        elif isinstance(item, StreamedPromise):
-            if item._stream_done:
-                for piece in item._pieces:  # message promises, and errors raised again at their position
-                    self._deliver(piece)
-            else:
+        stack: list[Iterator[Any]] = []
+        while True:
+            if self._pending:  # something before this item must be awaited: queue it to keep the order
+                self._pending.append(item)
+            elif type(item) is str:
+                feed(Message(text=item).as_promise)
+            elif isinstance(item, MessagePromise):
+                feed(item)
+            elif isinstance(item, StreamedPromise):
+                if item._stream_done:  # message promises, and errors raised again at their positions
+                    stack.append(iter(item._pieces))
+                else:
+                    self._enqueue(item)
+            elif isinstance(item, (str, dict, BaseModel, BaseException)):
+                feed(_as_message_promise_or_error(item))
+            elif hasattr(item, "__aiter__"):
                 self._enqueue(item)
-        elif isinstance(item, (str, dict, BaseModel, BaseException)):
-            feed(_as_message_promise_or_error(item))
-        elif hasattr(item, "__aiter__"):
-            self._enqueue(item)
-        elif isinstance(item, Iterable) and not isinstance(item, (bytes, bytearray)):
-            try:
-                for sub_item in item:
-                    self._deliver(sub_item)
-            except Exception as exc:  # a generator that failed half-way: the error takes its place
-                self._deliver(exc)
-        else:
-            feed(unsupported_message_type_error(item))
+            elif isinstance(item, Iterable) and not isinstance(item, (bytes, bytearray)):
+                stack.append(iter(item))
+            else:
+                feed(unsupported_message_type_error(item))
+            item = _next_from(stack)
+            if item is _EXHAUSTED:
+                return
 
     def _enqueue(self, item: Any) -> None:
         if self._pending is None:
@@ -176,31 +179,56 @@ class MessageAppender(StreamAppender[Any]):
             self.sequence_promise._end_stream()
 
     async def _aflatten(self, item: Any) -> None:
+        """Flatten one queued item, awaiting what must be awaited; nesting uses an explicit stack."""
         feed = self.sequence_promise._feed
-        if isinstance(item, MessagePromise):
-            feed(item)
-        elif isinstance(item, StreamedPromise):
-            async for piece in item._raw_pieces():
-                if isinstance(piece, (MessagePromise, BaseException)):
-                    feed(piece)
-                else:
-                    await self._aflatten(piece)
-        elif isinstance(item, (str, dict, BaseModel, BaseException)):
-            feed(_as_message_promise_or_error(item))
-        elif hasattr(item, "__aiter__"):
-            try:
-                async for sub_item in item:
-                    await self._aflatten(sub_item)
-            except Exception as exc:
-                feed(exc)
-        elif isinstance(item, Iterable) and not isinstance(item, (bytes, bytearray)):
-            try:
-                for sub_item in item:
-                    await self._aflatten(sub_item)
-            except Exception as exc:
-                feed(exc)
-        else:
-            feed(unsupported_message_type_error(item))
+        stack: list[Iterator[Any] | AsyncIterator[Any]] = []
+        while True:
+            if isinstance(item, (MessagePromise, BaseException)):
+                feed(item)
+            elif isinstance(item, StreamedPromise):
+                stack.append(item._raw_pieces())  # error pieces come back as values, fed at their position
+            elif isinstance(item, (str, dict, BaseModel)):
+                feed(_as_message_promise_or_error(item))
+            elif hasattr(item, "__aiter__"):
+                stack.append(item.__aiter__())
+            elif isinstance(item, Iterable) and not isinstance(item, (bytes, bytearray)):
+                stack.append(iter(item))
+            else:
+                feed(unsupported_message_type_error(item))
+            item = await _anext_from(stack)
+            if item is _EXHAUSTED:
+                return
+
+
+_EXHAUSTED = object()
+
+
+def _next_from(stack: list[Iterator[Any]]) -> Any:
+    """The next item of the innermost unfinished iterator; an iterator that fails yields its error."""
+    while stack:
+        try:
+            return next(stack[-1])
+        except StopIteration:
+            stack.pop()
+        except Exception as exc:  # a generator that failed half-way: the error takes its place
+            stack.pop()
+            return exc
+    return _EXHAUSTED
+
+
+async def _anext_from(stack: list[Iterator[Any] | AsyncIterator[Any]]) -> Any:
+    while stack:
+        iterator = stack[-1]
+        try:
+            if hasattr(iterator, "__anext__"):
+                return await iterator.__anext__()
+            return next(iterator)  # type: ignore[call-overload]
+        except (StopIteration, StopAsyncIteration):
+            stack.pop()
+        except Exception as exc:
+            stack.pop()
+            return exc
+    return _EXHAUSTED
 
 
 def _as_message_promise_or_error(item: Any) -> MessagePromise | BaseException:

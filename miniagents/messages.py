@@ -46,7 +46,9 @@ class Message(Frozen):
 
     def sub_messages(self) -> Iterator[Message]:
         """Every nested message, depth-first, children before their parents."""
-        for _, value in self.frozen_fields_and_values():
+        for name, value in self.frozen_fields_and_values():
+            if value is self:
+                raise ValueError(f"field {name!r} holds the message itself: a reference cycle")
             yield from _nested_messages(value)
 
     @classmethod
@@ -94,6 +96,8 @@ def _externalize_fields(model: Frozen) -> dict[str, Any]:
     serialized: dict[str, Any] = {}
     for name, value in model.frozen_fields_and_values(exclude_class=False):
         if isinstance(value, Message):
+            if value is model:
+                raise ValueError(f"field {name!r} holds the message itself: a reference cycle cannot be hashed")
             serialized[f"{name}__hash_key"] = value.hash_key
         elif type(value) is tuple and value and all(isinstance(item, Message) for item in value):
             serialized[f"{name}__hash_keys"] = [item.hash_key for item in value]
@@ -146,7 +150,10 @@ class MessagePromise(StreamedPromise[str, Message]):
         if prefill_message is not None:
             self._preliminary_metadata: Frozen | None = None  # derived from the message when asked
             self._metadata_so_far: dict[str, Any] = {}
-            super().__init__(prefill_pieces=(str(prefill_message),), prefill_result=prefill_message)
+            if prefill_message.text is not None:
+                super().__init__(prefill_pieces=(prefill_message.text,), prefill_result=prefill_message)
+            else:  # its text (e.g. a JSON rendering) is only computed if somebody iterates the tokens
+                super().__init__(streamer=_whole_text, prefill_result=prefill_message, start_asap=False)
             return
         if message_token_streamer is None:
             raise TypeError("MessagePromise needs either prefill_message or message_token_streamer")
@@ -165,7 +172,18 @@ class MessagePromise(StreamedPromise[str, Message]):
         return metadata
 
     async def _streamer(self) -> AsyncIterator[str]:
-        async for token in self._token_streamer(self._metadata_so_far):
+        if self._token_streamer is None:  # a prefilled message without `text`
+            yield str(self._result)
+            return
+        tokens = self._token_streamer(self._metadata_so_far)
+        if not hasattr(tokens, "__aiter__"):
+            if hasattr(tokens, "close"):
+                tokens.close()  # e.g. a coroutine: close it so no "never awaited" warning follows
+            raise TypeError(
+                "message_token_streamer must be an async generator function that yields str tokens "
+                f"(`async def streamer(metadata_so_far): yield ...`); it returned {type(tokens).__name__}"
+            )
+        async for token in tokens:
             if type(token) is not str and not isinstance(token, str):
                 raise TypeError(
                     f"message_token_streamer must yield str tokens, got {type(token).__name__}: {token!r:.60}"
@@ -190,6 +208,10 @@ class MessagePromise(StreamedPromise[str, Message]):
         if self._result is not NO_VALUE:
             return f"<MessagePromise of {self._result!r}>"
         return f"<MessagePromise {self._preliminary_metadata!r} {'streamed' if self._stream_done else 'streaming'}>"
+
+
+def _whole_text(promise: MessagePromise) -> AsyncIterator[str]:
+    return promise._streamer()
 
 
 class MessageSequencePromise(StreamedPromise[MessagePromise, tuple[MessagePromise, ...]]):

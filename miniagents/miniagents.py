@@ -61,6 +61,7 @@ class MiniAgents(PromisingContext):
         self._agent_call_handlers: list[AgentCallHandler] = _as_handler_list(on_agent_call)
         self._last_call_id = 0
         self._interrupted = False  # set by Ctrl-C in run(): leftover agents get cancelled on exit
+        self._open_inputs: set[AgentCall] = set()  # calls from initiate_inquiry() whose input is not finished
         self._empty_sequence_promise: MessageSequencePromise | None = None
 
     @classmethod
@@ -122,10 +123,21 @@ class MiniAgents(PromisingContext):
             return await awaitable
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
-        if self._interrupted and (exc is None or isinstance(exc, Exception)):
-            await self.acancel_tasks()  # Ctrl-C was handled by user code: don't wait for agents to finish
+        """
+        Waits for every agent to finish (also when the body raised: what they produce is not lost). When
+        cancelled or interrupted (Ctrl-C, even one user code handled), agents still running are cancelled
+        instead; handler tasks (persistence...) still finish.
+        """
+        if self._interrupted or (exc is not None and not isinstance(exc, Exception)):
+            await self.acancel_tasks()
         self._interrupted = False
         await super().__aexit__(exc_type, exc, tb)
+
+    async def afinalize(self) -> None:
+        """Finish the input of calls nobody finished (so their agents can't wait forever), then wait for all."""
+        while self._open_inputs:
+            self._open_inputs.pop().finish()
+        await super().afinalize()
 
     def _empty_sequence(self) -> MessageSequencePromise:
         """One finished, empty MessageSequencePromise shared by every call without input (it is immutable)."""
@@ -236,6 +248,11 @@ class MiniAgent:
         `call_timeout`: seconds each call's agent function may run; past it the call fails with
         AgentTimeoutError (in its reply sequence). `partial_kwargs` are bound to the function.
         """
+        if inspect.isasyncgenfunction(func):
+            raise TypeError(
+                f"agent {func.__name__!r} is an async generator (it uses `yield`); an agent replies with "
+                "ctx.reply(...) instead: `async def f(ctx, ...): ctx.reply(...)`"
+            )
         if not inspect.iscoroutinefunction(func):
             name = getattr(func, "__name__", repr(func))
             raise TypeError(
@@ -332,6 +349,7 @@ class AgentCall:
     """One call of an agent: send input messages to it, then take its `reply_sequence()`."""
 
     __slots__ = (
+        "_children",
         "_context",
         "_done_callbacks",
         "_function_kwargs",
@@ -372,11 +390,18 @@ class AgentCall:
         context._last_call_id += 1
         self.call_id = context._last_call_id
         self.parent = _calling_agent.get()
+        self._children: dict[int, AgentCall] | None = None  # calls this call made that are still running
+        if self.parent is not None:
+            if self.parent._children is None:
+                self.parent._children = {}
+            self.parent._children[self.call_id] = self
         if messages is None:  # the common `inquire()` without input: the context's empty, finished sequence
             self._input: MessageAppender | MessageSequencePromise = context._empty_sequence()
         else:
             self._input = MessageAppender(capture_errors=True, start_asap=start_asap).open()
-            if messages is not _NO_INPUT:
+            if messages is _NO_INPUT:
+                context._open_inputs.add(self)
+            else:
                 self._input.append(messages)
                 self._input.close()
         self._replies = MessageAppender(capture_errors=True, start_asap=start_asap).open()
@@ -420,15 +445,19 @@ class AgentCall:
 
     def send_message(self, messages: MessageType) -> AgentCall:
         """Send more input messages (any MessageType); chainable. Raises AppenderClosedError after finish()."""
-        if not isinstance(self._input, MessageAppender):
-            raise AppenderClosedError(f"{self.agent.alias}: this call's input is already finished")
+        if not isinstance(self._input, MessageAppender) or self._input.is_closed:
+            raise AppenderClosedError(
+                f"cannot send {messages!r:.60} to {self.agent.alias}: the input of this call is already finished "
+                "(finish() or reply_sequence() was called, or the agent has returned)"
+            )
         self._input.append(messages)
         return self
 
     def finish(self) -> AgentCall:
         """No more input messages will be sent."""
-        if isinstance(self._input, MessageAppender):
+        if isinstance(self._input, MessageAppender) and not self._input.is_closed:
             self._input.close()
+            self._context._open_inputs.discard(self)
         return self
 
     def reply_sequence(self) -> MessageSequencePromise:
@@ -441,8 +470,8 @@ class AgentCall:
 
     def cancel(self) -> bool:
         """
-        Cancel the agent function. Its reply sequence ends with PromiseCancelledError after the replies
-        made so far. Returns False if the call had already finished.
+        Cancel the agent function and the calls it made that are still running. Its reply sequence ends
+        with PromiseCancelledError after the replies made so far. Returns False if it had already finished.
         """
         if self.finished_at is not None:
             return False
@@ -478,6 +507,8 @@ class AgentCall:
             if replies.is_open:
                 replies._deliver(exc)
         except asyncio.CancelledError:  # consumers get a clear error at the cut, never a hang
+            for child in list((self._children or {}).values()):
+                child.cancel()  # structured: what a cancelled agent started is cancelled with it
             cancelled = PromiseCancelledError(f"agent {agent.alias} was cancelled")
             self.error = cancelled
             _attach_agent_trace(cancelled, self)
@@ -495,6 +526,8 @@ class AgentCall:
             replies.close()
             self.finish()  # the agent is done: later input would go unread
             self.finished_at = time.perf_counter()
+            if self.parent is not None and self.parent._children is not None:
+                self.parent._children.pop(self.call_id, None)
             callbacks, self._done_callbacks = self._done_callbacks, None
             for callback in callbacks or ():
                 try:

@@ -1,5 +1,16 @@
 """LLM agents. The provider modules import their SDKs lazily, so importing this package is cheap."""
 
-from miniagents.ext.llm.llm_common import AssistantMessage, LLMAgent, SystemMessage, UserMessage
+from miniagents.ext.llm.llm_cache import LLMCacheMissError, LLMResponseCache
+from miniagents.ext.llm.llm_common import AssistantMessage, LLMAgent, LLMRequest, SystemMessage, UserMessage
+from miniagents.ext.llm.llm_log import LLMLogFolder
 
-__all__ = ["AssistantMessage", "LLMAgent", "SystemMessage", "UserMessage"]
+__all__ = [
+    "AssistantMessage",
+    "LLMAgent",
+    "LLMCacheMissError",
+    "LLMLogFolder",
+    "LLMRequest",
+    "LLMResponseCache",
+    "SystemMessage",
+    "UserMessage",
+]

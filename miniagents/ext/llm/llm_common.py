@@ -1,12 +1,39 @@
-"""What every LLM agent shares: role-typed messages and the agent skeleton."""
+"""
+What every LLM agent shares: role-typed messages, the request it sends, and the agent skeleton.
+
+The skeleton is where the opt-in extras hook in, the same way for every provider: a call is first
+turned into an `LLMRequest` (model + messages + parameters in the provider's own shape); the response
+cache may answer it from a recording, otherwise the provider streams the tokens; the call log gets the
+request and the outcome either way.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Any
+import importlib
+import importlib.util
+import inspect
+from collections.abc import AsyncIterator, Callable
+from typing import Any, ClassVar
 
+from miniagents.ext.llm.llm_cache import LLMResponseCache
+from miniagents.ext.llm.llm_log import LLMLogFolder
+from miniagents.ext.llm.llm_request import LLMRequest, message_role, plain_data
 from miniagents.messages import Message, MessagePromise
-from miniagents.miniagents import InteractionContext, MiniAgents
+from miniagents.miniagents import InteractionContext, MiniAgent, MiniAgents, miniagent
+
+__all__ = [
+    "AssistantMessage",
+    "LLMAgent",
+    "LLMRequest",
+    "SystemMessage",
+    "UserMessage",
+    "create_llm_agent",
+    "import_sdk",
+    "message_role",
+    "plain_data",
+    "require_sdk",
+    "sdk_call_kwargs",
+]
 
 
 class UserMessage(Message):
@@ -29,15 +56,24 @@ class AssistantMessage(Message):
     agent_alias: str | None = None
 
 
+# fields of a Message that the provider's response must never overwrite
+_PROTECTED_FIELDS = frozenset({"text", "text_template", "class_"})
+
+
 class LLMAgent:
     """
-    Skeleton of an LLM agent: reads the input messages, and replies with ONE streamed message whose
-    preliminary metadata (role, model, agent alias) is known before the first token.
+    Skeleton of an LLM agent: replies with ONE streamed message whose preliminary metadata (role, model,
+    agent alias) is known before the first token, and whose resolved metadata adds the provider's fields.
 
-    Subclasses implement `_aproduce_tokens(messages, metadata_so_far)`.
+    Subclasses set `provider`, and implement `_build_payload(messages)` and
+    `_aproduce_tokens(request, response)`, which yields text tokens and fills `response` with the
+    provider's response fields.
     """
 
+    provider: ClassVar[str] = "llm"
     response_message_class: type[Message] = AssistantMessage
+    # whether MINIAGENTS_LLM_CACHE_DIR applies when no cache is given (not for a deterministic stand-in)
+    cache_from_env: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -45,37 +81,144 @@ class LLMAgent:
         model: str,
         stream: bool | None = None,
         reply_metadata: dict[str, Any] | None = None,
+        system: str | None = None,
+        response_cache: LLMResponseCache | None = None,
+        llm_logger: LLMLogFolder | None = None,
         **provider_kwargs: Any,
     ) -> None:
         self.ctx = ctx
         self.model = model
         self.stream = MiniAgents.get_current().stream_llm_tokens_by_default if stream is None else stream
-        self.reply_metadata = reply_metadata or {}
+        self.reply_metadata = dict(reply_metadata or {})
+        self.system = system
+        if response_cache is None and self.cache_from_env:
+            response_cache = LLMResponseCache.from_env()
+        self.response_cache = response_cache
+        self.llm_logger = llm_logger if llm_logger is not None else LLMLogFolder.from_env()
         self.provider_kwargs = provider_kwargs
 
     async def arun(self) -> None:
-        """Reply with one streamed message promise."""
+        """Reply with one streamed message promise (the model is called when it streams)."""
         self.ctx.reply(self._reply_promise())
 
     def _reply_promise(self) -> MessagePromise:
-        async def token_streamer(metadata_so_far: dict[str, Any]) -> AsyncIterator[str]:
-            messages = await self.ctx.messages.aresolve_messages()
-            async for token in self._aproduce_tokens(messages, metadata_so_far):
-                yield token
-
+        metadata = {"role": "assistant", "model": self.model, "agent_alias": self.ctx.this_agent.alias}
         return self.response_message_class.promise(
-            message_token_streamer=token_streamer,
-            role="assistant",
-            model=self.model,
-            agent_alias=self.ctx.this_agent.alias,
-            **self.reply_metadata,
+            message_token_streamer=self._atoken_streamer, **{**metadata, **self.reply_metadata}
         )
 
-    def _aproduce_tokens(self, messages: tuple[Message, ...], metadata_so_far: dict[str, Any]) -> AsyncIterator[str]:
+    async def _atoken_streamer(self, metadata_so_far: dict[str, Any]) -> AsyncIterator[str]:
+        messages = await self.ctx.messages.aresolve_messages()
+        request = LLMRequest(
+            provider=self.provider,
+            agent_alias=self.ctx.this_agent.alias,
+            stream=self.stream,
+            payload=self._build_payload(messages),
+            messages=messages,
+        )
+        response: dict[str, Any] = {}
+        tokens: list[str] = []
+        error: BaseException | None = None
+        replayed = False
+        try:
+            recording = self.response_cache.lookup(request) if self.response_cache is not None else None
+            if recording is not None:
+                replayed = True
+                response.update(recording.response)
+                source = recording.atokens(request.stream)
+            else:
+                source = self._aproduce_tokens(request, response)
+            async for token in source:
+                tokens.append(token)
+                yield token
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            if self.llm_logger is not None:
+                self.llm_logger.log_call(request, tokens, response, error, replayed, self._secrets())
+        if self.response_cache is not None and not replayed:
+            self.response_cache.record(request, tokens, response, self._secrets())
+        metadata_so_far.update({k: v for k, v in response.items() if k not in _PROTECTED_FIELDS})
+        metadata_so_far.update(self.reply_metadata)  # what the caller asked for wins
+
+    def _build_payload(self, messages: tuple[Message, ...]) -> dict[str, Any]:
         raise NotImplementedError
 
+    def _aproduce_tokens(self, request: LLMRequest, response: dict[str, Any]) -> AsyncIterator[str]:
+        raise NotImplementedError
 
-def message_role(message: Message, default: str = "user") -> str:
-    """The role of a message (`role` field), or `default` when it has none."""
-    role = getattr(message, "role", None)
-    return role if isinstance(role, str) else default
+    def _secrets(self) -> tuple[str, ...]:
+        """Credentials that must never be written to a log or a recording."""
+        return ()
+
+
+def sdk_call_kwargs(method: Callable[..., Any], payload: dict[str, Any]) -> dict[str, Any]:
+    """
+    `payload` as keyword arguments of an SDK method. Parameters the method does not declare go into
+    `extra_body`, so that parameters newer than the installed SDK (or known only to an
+    OpenAI-compatible server) still reach the API unchanged.
+    """
+    parameters = inspect.signature(method).parameters
+    if "extra_body" not in parameters:
+        return payload
+    known = {name: value for name, value in payload.items() if name in parameters}
+    unknown = {name: value for name, value in payload.items() if name not in parameters}
+    if unknown:
+        known["extra_body"] = {**unknown, **(payload.get("extra_body") or {})}
+    return known
+
+
+def import_sdk(module: str, extra: str) -> Any:
+    """Import a provider SDK; raises ImportError naming the extra to install when it is missing."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise ImportError(
+            f"the {module!r} package is needed for this agent: pip install 'miniagents[{extra}]'"
+        ) from exc
+
+
+def require_sdk(module: str, extra: str) -> None:
+    """Fail early (without importing anything) when a provider SDK is not installed."""
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
+        raise ImportError(f"the {module!r} package is needed for this agent: pip install 'miniagents[{extra}]'")
+
+
+_MINIAGENT_OPTIONS = frozenset(
+    name
+    for name, parameter in inspect.signature(MiniAgent.__init__).parameters.items()
+    if parameter.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD or parameter.kind is inspect.Parameter.KEYWORD_ONLY
+) - {"self", "func", "alias"}
+
+
+def create_llm_agent(
+    agent_class: Callable[..., LLMAgent],
+    alias: str,
+    description: str,
+    reply_metadata: dict[str, Any] | None,
+    agent_objects: dict[str, Any],
+    defaults: dict[str, Any],
+) -> MiniAgent:
+    """
+    A MiniAgent that runs `agent_class` for each call.
+
+    `defaults` holds the `**miniagent_kwargs` of a create_* function: MiniAgent's own options (such as
+    `description`) go to the MiniAgent; everything else is a default for the call-time kwargs, which
+    override it (`reply_metadata` is merged). `agent_objects` (SDK client, cache, logger) are passed to
+    the agent class as they are: they are not data, so they are never bound as function kwargs.
+    """
+    options = {name: defaults.pop(name) for name in list(defaults) if name in _MINIAGENT_OPTIONS}
+    options.setdefault("description", description)
+    default_reply_metadata = dict(reply_metadata or {})
+
+    async def llm_agent(ctx: InteractionContext, **call_kwargs: Any) -> None:
+        kwargs = {**defaults, **call_kwargs}
+        kwargs["reply_metadata"] = {**default_reply_metadata, **(call_kwargs.get("reply_metadata") or {})}
+        await agent_class(ctx, **agent_objects, **kwargs).arun()
+
+    return miniagent(llm_agent, alias=alias, **options)

@@ -12,9 +12,11 @@ import re
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from miniagents.ext.llm.llm_common import AssistantMessage, LLMAgent
+from miniagents.ext.llm.llm_cache import LLMResponseCache
+from miniagents.ext.llm.llm_common import AssistantMessage, LLMAgent, LLMRequest, create_llm_agent, message_role
+from miniagents.ext.llm.llm_log import LLMLogFolder
 from miniagents.messages import Message
-from miniagents.miniagents import InteractionContext, MiniAgent, miniagent
+from miniagents.miniagents import InteractionContext, MiniAgent
 
 OFFLINE_MODEL = "offline-stand-in"
 ReplyFunction = Callable[[tuple[Message, ...]], str]
@@ -42,57 +44,60 @@ def create_offline_agent(
     token_delay: float = 0.0,
     alias: str = "OFFLINE_LLM",
     model: str = OFFLINE_MODEL,
+    reply_metadata: dict[str, Any] | None = None,
+    response_cache: LLMResponseCache | None = None,
+    llm_logger: LLMLogFolder | None = None,
     **miniagent_kwargs: Any,
 ) -> MiniAgent:
     """
     An agent that answers like an LLM without being one: `reply_function(messages) -> str`, streamed
     as word tokens, `token_delay` seconds apart (0 = as fast as possible, still yielding control).
-    Call-time kwargs `model`, `stream`, `reply_metadata`, `token_delay` and `system` are honoured.
+
+    Call-time kwargs `model`, `stream`, `reply_metadata`, `token_delay` and `system` are honoured (the
+    system prompt is passed to `reply_function` as a first system message); `response_cache` and
+    `llm_logger` work as for the real providers (the environment variables do not apply here).
     """
-
-    async def offline_llm_agent(ctx: InteractionContext, **kwargs: Any) -> None:
-        await OfflineLLMAgent(ctx, **kwargs).arun()
-
-    return miniagent(
-        offline_llm_agent,
+    return create_llm_agent(
+        OfflineLLMAgent,
         alias=alias,
         description="The offline stand-in LLM: deterministic replies, NOT a real model.",
-        reply_function=reply_function,
-        model=model,
-        token_delay=token_delay,
-        **miniagent_kwargs,
+        reply_metadata=reply_metadata,
+        agent_objects={"reply_function": reply_function, "response_cache": response_cache, "llm_logger": llm_logger},
+        defaults={"model": model, "token_delay": token_delay, **miniagent_kwargs},
     )
 
 
 class OfflineLLMAgent(LLMAgent):
+    """One call of the offline stand-in LLM."""
+
+    provider = "offline"
     response_message_class = OfflineMessage
+    cache_from_env = False  # deterministic already: a cache would only get in the way
 
     def __init__(
-        self,
-        ctx: InteractionContext,
-        reply_function: ReplyFunction,
-        token_delay: float,
-        system: str | None = None,
-        **kwargs: Any,
+        self, ctx: InteractionContext, reply_function: ReplyFunction, token_delay: float = 0.0, **kwargs: Any
     ) -> None:
         super().__init__(ctx, **kwargs)
         self.reply_function = reply_function
         self.token_delay = token_delay
-        self.system = system
 
-    async def _aproduce_tokens(
-        self, messages: tuple[Message, ...], metadata_so_far: dict[str, Any]
-    ) -> AsyncIterator[str]:
+    def _build_payload(self, messages: tuple[Message, ...]) -> dict[str, Any]:
+        conversation = [{"role": message_role(message), "content": str(message)} for message in messages]
+        system = {} if self.system is None else {"system": self.system}
+        return {"model": self.model, **system, **self.provider_kwargs, "messages": conversation}
+
+    async def _aproduce_tokens(self, request: LLMRequest, response: dict[str, Any]) -> AsyncIterator[str]:
+        messages = request.messages
         if self.system is not None:
             messages = (Message(text=self.system, role="system"), *messages)
         text = self.reply_function(messages)
         tokens = tokenize(text)
-        metadata_so_far["usage"] = {
+        response["usage"] = {
             "input_tokens": sum(len(tokenize(str(m))) for m in messages),
             "output_tokens": len(tokens),
         }
-        metadata_so_far["stop_reason"] = "end_turn"
-        if not self.stream:
+        response["stop_reason"] = "end_turn"
+        if not request.stream:
             yield text
             return
         for token in tokens:

@@ -58,7 +58,12 @@ class Frozen(BaseModel):
         frozen = {"class_": class_name}
         for name, value in data.items():
             if name != "class_":
-                frozen[name] = freeze_value(value, name, targets.get(name, Frozen))
+                try:
+                    frozen[name] = freeze_value(value, name, targets.get(name, Frozen))
+                except RecursionError:
+                    raise ValueError(
+                        f"field {name!r}: the value is nested too deeply to be frozen (or refers to itself)"
+                    ) from None
         return frozen
 
     # ------------------------------------------------------------------ fields
@@ -84,7 +89,13 @@ class Frozen(BaseModel):
     @property
     def serialized(self) -> str:
         """`serialize()` as JSON text: sorted keys, non-ASCII characters kept as they are."""
-        return json.dumps(self.serialize(), ensure_ascii=False, sort_keys=True)
+        try:
+            return json.dumps(self.serialize(), ensure_ascii=False, sort_keys=True)
+        except RecursionError:
+            raise ValueError(
+                f"{type(self).__name__} cannot be serialized: a reference cycle (it contains itself) or "
+                "nesting too deep"
+            ) from None
 
     @property
     def full_json(self) -> str:
@@ -134,6 +145,13 @@ def freeze_value(value: Any, path: str, dict_class: type[Frozen] = Frozen) -> An
     Raises ValueError naming `path` (the field, e.g. `meta.tags[2]`) and the offending type.
     """
     value_type = type(value)
+    if value_type is str or isinstance(value, str):
+        if not value.isascii():
+            _check_encodable(value, path)
+        return value
+    if value_type is int and value.bit_length() > _MAX_INT_BITS:
+        digits = int(value.bit_length() * 0.30103)
+        raise ValueError(f"field {path!r}: an int of about {digits} digits is too large to serialize as JSON")
     if value_type in _EXACT_LEAF_TYPES or isinstance(value, (Frozen, *_LEAF_TYPES)):
         return value
     if value_type is tuple or value_type is list or isinstance(value, (list, tuple)):
@@ -147,6 +165,20 @@ def freeze_value(value: Any, path: str, dict_class: type[Frozen] = Frozen) -> An
         f"field {path!r}: values of type {value_type.__name__} cannot be frozen "
         "(allowed: None, str, int, float, bool, dict, list, tuple and Frozen models)"
     )
+
+
+_MAX_INT_BITS = 14_000  # ~4,200 decimal digits: Python refuses to turn longer ints into text
+
+
+def _check_encodable(text: str, path: str) -> None:
+    """Reject text that is not valid Unicode (lone surrogates): it could be neither hashed nor stored."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(
+            f"field {path!r}: text is not valid Unicode: {text[exc.start : exc.end]!r} (a lone surrogate) at "
+            f"position {exc.start}; decode provider output with errors='replace' first"
+        ) from None
 
 
 def _frozen_class_in_annotation(annotation: Any) -> type[Frozen] | None:

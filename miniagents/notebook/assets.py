@@ -1,0 +1,40 @@
+"""
+Where the widgets' front-end files are: `widgets/` at the top of a source checkout, shipped inside the
+wheel as `miniagents/notebook/widgets/`.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+_HERE = Path(__file__).resolve().parent
+_CANDIDATES = (_HERE / "widgets", _HERE.parent.parent / "widgets")
+
+# Front-end code shared by every widget; each widget's ES module is this file followed by its own file.
+SHARED_MODULE = "live.js"
+STYLESHEET = "miniagents.css"
+
+
+@cache
+def widgets_dir() -> Path:
+    """The directory holding the ES modules and the stylesheet. Raises FileNotFoundError if missing."""
+    for candidate in _CANDIDATES:
+        if (candidate / STYLESHEET).is_file():
+            return candidate
+    raise FileNotFoundError(f"the MiniAgents widget files were not found in any of {[str(c) for c in _CANDIDATES]}")
+
+
+def read_widget_file(name: str) -> str:
+    """The text of one file of `widgets/`."""
+    return (widgets_dir() / name).read_text(encoding="utf-8")
+
+
+def widget_module(name: str) -> str:
+    """The ES module of one widget: the shared live-document code, then the widget's own file `name`."""
+    return f"{read_widget_file(SHARED_MODULE)}\n// ---- {name} ----\n{read_widget_file(name)}"
+
+
+def stylesheet() -> str:
+    """The CSS shared by all the widgets."""
+    return read_widget_file(STYLESHEET)

@@ -1,0 +1,208 @@
+"""
+LiveWidget: the base of the MiniAgents widgets, a live document kept in sync with the page cheaply.
+
+Sync protocol (the front-end half is `widgets/live.js`):
+
+- `state` (a synced trait) holds the whole document. It is only assigned at quiet points (nothing is
+  streaming any more: the end of a stream, a chat waiting for the user, a tree whose calls all finished),
+  because ipywidgets resends a trait's whole value on every change. It is what a page reload and a saved
+  notebook show.
+- While things stream, changes go out as custom messages `{"type": "events", "events": [...]}`, at most
+  `max_updates_per_second` per widget (so per view): token deltas are buffered here and flushed by a
+  timer (`loop.call_later`), never one message per token. Events: `["text", id, seq, chunk]` appends
+  text delta number `seq` to message `id`; `["message", id, fields]` and other `[kind, id, fields]`
+  upsert an entity. Applying an event twice is harmless, so views can merge freely.
+- A view that renders while the document is live asks for `{"type": "snapshot-request", "request": r}`
+  and gets `{"type": "snapshot", "request": r, "state": {...}}`, the document as the events sent so far
+  describe it, which then continues with the next deltas.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Coroutine
+from typing import Any, ClassVar
+
+import anywidget
+import traitlets
+
+from miniagents.notebook import assets
+from miniagents.notebook.message_record import ErrorRecord, MessageRecord
+
+
+class LiveWidget(anywidget.AnyWidget):
+    """A widget whose document streams to the page as coalesced deltas, with its quiet state in a trait."""
+
+    _css = assets.stylesheet()
+    state = traitlets.Dict().tag(sync=True)
+
+    max_updates_per_second: ClassVar[float] = 25.0
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._records: dict[int, MessageRecord] = {}  # by id() of the promise (the record keeps it alive)
+        self._errors: dict[str, ErrorRecord] = {}  # errors met at positions of sequences, by record id
+        self._dirty: dict[str, Any] = {}  # entities with events to send, in the order they changed
+        self._flush_handle: asyncio.TimerHandle | None = None
+        self._last_flush = -1e9
+        self._state_stale = True
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._quiet = asyncio.Event()  # set by a flush that finds the document quiet
+        self._shown_in_cell: int | None = None
+        self.on_msg(self._on_front_end_message)
+
+    # ------------------------------------------------------- the document
+
+    def _snapshot(self) -> dict[str, Any]:
+        """The whole document as the front end knows it (subclasses add their own parts)."""
+        messages = {record.id: record.snapshot() for record in self._records.values()}
+        messages.update((record.id, record.snapshot()) for record in self._errors.values())
+        return {"live": self._is_live(), "messages": messages}
+
+    def _is_live(self) -> bool:
+        """Whether the document is still changing on its own (subclasses refine)."""
+        return any(record.is_streaming for record in self._records.values())
+
+    def _record_for(self, promise: Any, fallback_sender: str | None = None) -> tuple[MessageRecord, bool]:
+        """The record of a message promise (created, primed and followed on first use); True if new."""
+        record = self._records.get(id(promise))
+        if record is not None:
+            return record, False
+        record = MessageRecord(f"m{len(self._records) + 1}", promise, fallback_sender)
+        self._records[id(promise)] = record
+        record.prime()
+        self._mark_changed(record)
+        if record.is_streaming:
+            self._start(record.afollow(self._mark_changed))
+        return record, True
+
+    def _error_record(self, error: BaseException) -> ErrorRecord:
+        """A new record showing `error` as a failed block."""
+        record = ErrorRecord(f"e{len(self._errors) + 1}", error)
+        self._errors[record.id] = record
+        self._mark_changed(record)
+        return record
+
+    def _mark_changed(self, entity: Any) -> None:
+        """
+        `entity` (with `id` and `take_events()`) has something new for the front end. Tokens wait for the
+        next timed flush; any other change that leaves the document quiet is flushed at once (the final
+        flush, which also assigns `state`).
+        """
+        self._dirty[entity.id] = entity
+        self._state_stale = True
+        if (isinstance(entity, MessageRecord) and entity.is_streaming) or self._is_live():
+            self._request_flush()
+        else:
+            self._flush()
+
+    def _start(self, coroutine: Coroutine[Any, Any, Any]) -> None:
+        """Run a coroutine that feeds this widget as a task the widget owns (cancelled by `close()`)."""
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # ------------------------------------------------------------ flushing
+
+    def _request_flush(self) -> None:
+        if self._flush_handle is not None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # changed outside the event loop (e.g. before it runs): send at once
+            self._flush()
+            return
+        delay = max(0.0, self._last_flush + 1.0 / self.max_updates_per_second - time.monotonic())
+        self._flush_handle = loop.call_later(delay, self._flush)
+
+    def _flush(self) -> None:
+        """Send everything the front end lacks as one message; assign `state` if the document is quiet."""
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        self._last_flush = time.monotonic()
+        dirty, self._dirty = self._dirty, {}
+        events = [event for entity in dirty.values() for event in entity.take_events()]
+        if events and self.comm is not None:
+            self.send({"type": "events", "events": events})
+        if not self._is_live():
+            if self._state_stale:
+                self._state_stale = False
+                self.state = self._snapshot()
+            self._quiet.set()
+
+    async def aquiet(self) -> None:
+        """Wait until nothing in this widget streams or runs any more; its `state` then holds everything."""
+        while self._is_live():
+            self._quiet.clear()
+            await self._quiet.wait()
+
+    def _on_front_end_message(self, _: Any, content: dict[str, Any], buffers: list[bytes]) -> None:
+        if not isinstance(content, dict):
+            return
+        if content.get("type") == "snapshot-request":
+            self._flush()
+            self.send({"type": "snapshot", "request": content.get("request"), "state": self._snapshot()})
+        else:
+            self._on_custom_message(content)
+
+    def _on_custom_message(self, content: dict[str, Any]) -> None:
+        """A message from the front end other than a snapshot request (subclasses handle theirs)."""
+
+    def close(self) -> None:
+        """Stop feeding this widget and close it in the page."""
+        for task in list(self._tasks):
+            task.cancel()
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        super().close()
+
+    # ------------------------------------------------------- static forms
+
+    def to_text(self) -> str:
+        """The current content as plain text (deterministic: no ids, no timings)."""
+        raise NotImplementedError
+
+    def to_html(self) -> str:
+        """The current content as static, sanitised HTML (deterministic: no ids, no timings)."""
+        raise NotImplementedError
+
+    def _static_forms(self) -> dict[str, str]:
+        return {"text/plain": self.to_text(), "text/html": self.to_html()}
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+        data, metadata = super()._repr_mimebundle_(**kwargs)
+        data.update(self._static_forms())
+        return data, metadata
+
+    # ------------------------------------------------------------ display
+
+    def show(self) -> None:
+        """
+        Display this widget in the current cell output. Showing it again in the same cell (e.g. because
+        the call that showed it is also the cell's value) is skipped, so `show_tree()` or `chat(agent)` as
+        the last line of a cell shows one widget, not two.
+        """
+        from IPython.display import display
+
+        data, metadata = self._repr_mimebundle_()
+        display(data, metadata=metadata, raw=True)
+        self._shown_in_cell = _execution_count()
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        if self._shown_in_cell is not None and self._shown_in_cell == _execution_count():
+            return
+        data, metadata = self._repr_mimebundle_()
+        display(data, metadata=metadata, raw=True)
+
+
+def _execution_count() -> int | None:
+    """The number of the cell being run, or None outside IPython."""
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    return None if shell is None else shell.execution_count

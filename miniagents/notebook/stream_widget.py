@@ -1,0 +1,146 @@
+"""
+MessageStreamWidget: a reply (a message promise or a sequence of them) rendered live, token by token.
+
+It is what an agent's reply shows as when it is the value of a cell (see `activation`). The cell
+returns at once; tasks owned by the widget follow the sequence and each of its messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from miniagents.messages import Message, MessagePromise, MessageSequencePromise
+from miniagents.miniagent_typing import MessageType
+from miniagents.miniagents import MessageSequence
+from miniagents.notebook import _core_access, assets
+from miniagents.notebook.live_widget import LiveWidget
+from miniagents.notebook.message_record import ErrorRecord, MessageRecord, apieces
+
+
+class MessageStreamWidget(LiveWidget):
+    """
+    Live view of any MessageType: one block per message, headed by sender / role / model, text growing
+    as tokens arrive and rendered as (sanitised) markdown once the message is complete. An error in the
+    sequence shows as a failed block at its position.
+
+    `sender` labels messages whose metadata names no agent (e.g. the alias of the agent that replied).
+    """
+
+    _esm = assets.widget_module("stream.js")
+
+    def __init__(self, messages: MessageType, sender: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._sender = sender
+        self._order = _Order()
+        self._sequence_done = False
+        self._done = asyncio.Event()
+        if isinstance(messages, (MessagePromise, Message)):
+            self._add(messages if isinstance(messages, MessagePromise) else messages.as_promise)
+            self._sequence_done = True
+        else:
+            sequence = MessageSequence.turn_into_sequence_promise(messages)
+            primed = self._prime(sequence)
+            if not self._sequence_done:
+                self._start(self._afeed(sequence, skip=primed))
+        self._check_done()
+        self._flush()
+
+    # ------------------------------------------------------------ feeding
+
+    def _prime(self, sequence: MessageSequencePromise) -> int:
+        """Show what the sequence already holds; returns how many pieces that was."""
+        if not _core_access.is_started(sequence):
+            return 0  # a lazy sequence: consuming it (in the feeding task) is what starts it
+        pieces, self._sequence_done = _core_access.peek_pieces(sequence)
+        for piece in pieces:
+            self._add(piece)
+        return len(pieces)
+
+    async def _afeed(self, sequence: MessageSequencePromise, skip: int) -> None:
+        try:
+            async for piece in apieces(sequence):
+                if skip:
+                    skip -= 1
+                else:
+                    self._add(piece)
+        finally:
+            self._sequence_done = True
+            self._check_done()
+
+    def _add(self, piece: MessagePromise | BaseException) -> None:
+        if isinstance(piece, MessagePromise):
+            record, new = self._record_for(piece, self._sender)
+            if not new:
+                return
+        else:
+            record = self._error_record(piece)
+        self._order.ids.append(record.id)
+        self._mark_changed(self._order)
+
+    def _mark_changed(self, entity: Any) -> None:
+        super()._mark_changed(entity)
+        if isinstance(entity, MessageRecord) and not entity.is_streaming:
+            self._check_done()
+
+    def _check_done(self) -> None:
+        if not self._done.is_set() and not self._is_live():
+            self._done.set()
+            self._flush()
+
+    # ------------------------------------------------------------ reading
+
+    def _is_live(self) -> bool:
+        return not self._sequence_done or super()._is_live()
+
+    def _snapshot(self) -> dict[str, Any]:
+        return {**super()._snapshot(), "order": list(self._order.ids)}
+
+    def _entries(self) -> list[MessageRecord | ErrorRecord]:
+        by_id: dict[str, MessageRecord | ErrorRecord] = {record.id: record for record in self._records.values()}
+        by_id.update(self._errors)
+        return [by_id[record_id] for record_id in self._order.ids]
+
+    @property
+    def done(self) -> bool:
+        """Whether the sequence ended and every message in it finished (or failed)."""
+        return self._done.is_set()
+
+    async def adone(self) -> MessageStreamWidget:
+        """Wait until the stream is complete; returns the widget (its static forms are then final)."""
+        await self._done.wait()
+        return self
+
+    @property
+    def text(self) -> str:
+        """The text of all the messages so far, separated by blank lines."""
+        return "\n\n".join(entry.text for entry in self._entries() if isinstance(entry, MessageRecord))
+
+    def to_text(self) -> str:
+        blocks = [entry.to_text() for entry in self._entries()]
+        if not blocks:
+            return "(no messages)" if self.done else "(waiting for messages...)"
+        return "\n\n".join(blocks)
+
+    def to_html(self) -> str:
+        status = "done" if self.done else "streaming"
+        blocks = "".join(entry.to_html() for entry in self._entries())
+        return f'<div class="miniagents-stream" data-status="{status}">{blocks}</div>'
+
+    def __repr__(self) -> str:
+        count = sum(isinstance(entry, MessageRecord) for entry in self._entries())
+        return f"<MessageStreamWidget: {count} message(s), {'done' if self.done else 'streaming'}>"
+
+
+class _Order:
+    """The order of the blocks: an entity whose one event is the whole list."""
+
+    __slots__ = ("ids",)
+
+    id = "order"
+
+    def __init__(self) -> None:
+        self.ids: list[str] = []
+
+    def take_events(self) -> list[list[Any]]:
+        return [["order", "order", list(self.ids)]]
