@@ -4,7 +4,8 @@ Data shared by every implementation's workloads, so that all of them process exa
 Stdlib only: this module is imported inside the peer venvs as well.
 """
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 
 def make_tokens(n: int) -> list[str]:

@@ -1,7 +1,7 @@
 """
 Runs ONE (implementation, workload, size) in the current (fresh) process and prints ONE JSON line:
 
-    {"seconds": ..., "peak_rss_kb": ..., "rss_before_kb": ..., "check": ..., ...}
+    {"seconds": ..., "cpu_seconds": ..., "peak_rss_kb": ..., "rss_before_kb": ..., "check": ..., ...}
 
 Usage (normally invoked by run.py, with the right interpreter / PYTHONPATH for the implementation):
 
@@ -27,36 +27,39 @@ WORKLOAD_MODULES = {
 }
 
 
-def _time_import(impl: str) -> tuple[float, str]:
+def _time_import(impl: str) -> tuple[float, float, str]:
     """Time the import of the public API (nothing but builtins has been imported at this point)."""
+    start, cpu_start = time.perf_counter(), time.process_time()
+    style = _import_api(impl)
+    return time.perf_counter() - start, time.process_time() - cpu_start, style
+
+
+def _import_api(impl: str) -> str:
     if impl == "asyncio":
-        start = time.perf_counter()
         import asyncio  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
 
-        return time.perf_counter() - start, "n/a"
+        return "n/a"
 
     if impl == "v0035":
-        start = time.perf_counter()
         # pylint: disable=import-outside-toplevel,unused-import
         from miniagents import InteractionContext, MiniAgents, TextMessage, miniagent  # noqa: F401
 
-        return time.perf_counter() - start, "top-level"
+        return "top-level"
 
     # "ours" / "v0013": `import miniagents` + the 0.0.13-style public names
-    start = time.perf_counter()
     try:
         # pylint: disable=import-outside-toplevel,unused-import
-        from miniagents import InteractionContext, Message, MiniAgents, miniagent  # noqa: F401
+        from miniagents import InteractionContext, Message, MiniAgents, miniagent
 
         style = "top-level"
     except ImportError:
         # 0.0.13's `miniagents/__init__.py` is empty: the names live in the submodules
         # pylint: disable=import-outside-toplevel,unused-import
-        from miniagents.messages import Message  # noqa: F401,F811
-        from miniagents.miniagents import InteractionContext, MiniAgents, miniagent  # noqa: F401,F811
+        from miniagents.messages import Message  # noqa: F401
+        from miniagents.miniagents import InteractionContext, MiniAgents, miniagent  # noqa: F401
 
         style = "submodules"
-    return time.perf_counter() - start, style
+    return style
 
 
 def main() -> None:
@@ -65,7 +68,7 @@ def main() -> None:
         raise SystemExit(f"unknown implementation {impl!r}")
 
     if workload == "import":
-        seconds, api_import = _time_import(impl)
+        seconds, cpu_seconds, api_import = _time_import(impl)
         check: object = "ok"
         rss_before_kb = None
     else:
@@ -80,9 +83,9 @@ def main() -> None:
         run = bench(size)  # untimed preparation (data, closures); agents were defined at import time
         gc.collect()
         rss_before_kb = _maxrss_kb()
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         check = run()
-        seconds = time.perf_counter() - start
+        seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
 
     peak_rss_kb = _maxrss_kb()
 
@@ -92,7 +95,8 @@ def main() -> None:
     print(
         json.dumps(
             {
-                "seconds": seconds,
+                "seconds": seconds,  # wall clock (perf_counter) - what the table shows by default
+                "cpu_seconds": cpu_seconds,  # process CPU time of the same region (less sensitive to other load)
                 "peak_rss_kb": peak_rss_kb,
                 "rss_before_kb": rss_before_kb,
                 "check": check,

@@ -6,7 +6,8 @@ framework overhead is measured against. Same data as the framework workloads (se
 import asyncio
 import hashlib
 import json
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from _common import build_message, hash_check, make_tokens, parse_size, plain_message, tokens_check
 
@@ -17,14 +18,14 @@ _END = object()
 
 async def _produce(queue: asyncio.Queue, tokens: list[str], n: int) -> None:
     for i in range(n):
-        await queue.put(tokens[i])  # unbounded queue: never suspends (same as the frameworks' internal queues)
-    await queue.put(_END)
+        queue.put_nowait(tokens[i])  # unbounded queues, like the frameworks' internal ones
+    queue.put_nowait(_END)
 
 
 async def _relay(q_in: asyncio.Queue, q_out: asyncio.Queue) -> None:
     while (token := await q_in.get()) is not _END:
-        await q_out.put(token)
-    await q_out.put(_END)
+        q_out.put_nowait(token)
+    q_out.put_nowait(_END)
 
 
 async def _consume(queues: list[asyncio.Queue]) -> tuple[int, int]:
@@ -42,10 +43,10 @@ def bench_relay(size: str) -> Callable[[], Any]:
     tokens = make_tokens(n)
 
     async def amain():
-        queues = [asyncio.Queue() for _ in range(5)]
+        queues = [asyncio.Queue() for _ in range(4)]  # producer -> q0 -> relay -> q1 -> relay -> q2 -> relay -> q3
         tasks = [asyncio.create_task(_produce(queues[0], tokens, n))]
         tasks += [asyncio.create_task(_relay(queues[i], queues[i + 1])) for i in range(3)]
-        result = await asyncio.create_task(_consume([queues[4]]))
+        result = await asyncio.create_task(_consume([queues[3]]))
         await asyncio.gather(*tasks)
         return tokens_check(*result)
 
@@ -98,23 +99,63 @@ def bench_nesting(size: str) -> Callable[[], Any]:
     return lambda: asyncio.run(amain())
 
 
+class _ReplayBuffer:
+    """Minimal hand-rolled replay buffer: a list of tokens + a future to wake up consumers that caught up."""
+
+    def __init__(self) -> None:
+        self.items: list[str] = []
+        self.closed = False
+        self._waiter: asyncio.Future | None = None
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+        self._waiter = None
+
+    def append(self, item: str) -> None:
+        self.items.append(item)
+        self._wake()
+
+    def close(self) -> None:
+        self.closed = True
+        self._wake()
+
+    async def replay(self):
+        """Every consumer gets every token from the beginning."""
+        index = 0
+        while True:
+            items = self.items
+            while index < len(items):
+                yield items[index]
+                index += 1
+            if self.closed:
+                return
+            if self._waiter is None:
+                self._waiter = asyncio.get_running_loop().create_future()
+            await self._waiter
+
+
 def bench_replay(size: str) -> Callable[[], Any]:
-    """one producer broadcasting every token into `k` queues, `k` concurrent consumers."""
+    """one producer appending into a replay buffer, `k` concurrent consumers each replaying it from the start."""
     n, k = parse_size(size)
     tokens = make_tokens(n)
 
-    async def broadcast(queues: list[asyncio.Queue]) -> None:
+    async def produce(buffer: _ReplayBuffer) -> None:
         for i in range(n):
-            token = tokens[i]
-            for queue in queues:
-                await queue.put(token)
-        for queue in queues:
-            await queue.put(_END)
+            buffer.append(tokens[i])
+        buffer.close()
+
+    async def consume(buffer: _ReplayBuffer) -> tuple[int, int]:
+        n_tokens = n_chars = 0
+        async for token in buffer.replay():
+            n_tokens += 1
+            n_chars += len(token)
+        return n_tokens, n_chars
 
     async def amain():
-        queues = [asyncio.Queue() for _ in range(k)]
-        producer = asyncio.create_task(broadcast(queues))
-        results = await asyncio.gather(*[asyncio.create_task(_consume([queue])) for queue in queues])
+        buffer = _ReplayBuffer()
+        producer = asyncio.create_task(produce(buffer))
+        results = await asyncio.gather(*[asyncio.create_task(consume(buffer)) for _ in range(k)])
         await producer
         return {
             "consumers": len(results),

@@ -11,7 +11,8 @@ callable returns the `check` value that the runner compares across implementatio
 """
 
 import asyncio
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from _common import build_message, hash_check, make_tokens, parse_count_reply, parse_size, tokens_check
 
@@ -137,9 +138,7 @@ def bench_fanin(size: str) -> Callable[[], Any]:
 
     async def amain():
         async with MiniAgents():
-            replies = await consumer_agent.inquire(
-                [producer_agent.inquire(n=n) for _ in range(p)]
-            ).aresolve_messages()
+            replies = await consumer_agent.inquire([producer_agent.inquire(n=n) for _ in range(p)]).aresolve_messages()
         return tokens_check(*parse_count_reply(str(replies[0])))
 
     return lambda: asyncio.run(amain())

@@ -23,9 +23,11 @@ Same workloads, same data (see `_common.py`) as `workloads_ours.py`; only the re
 """
 
 import asyncio
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from _common import build_message, hash_check, make_tokens, parse_count_reply, parse_size, tokens_check
+
 from miniagents import InteractionContext, MiniAgents, TextMessage, miniagent
 
 API_IMPORT = "top-level"

@@ -94,8 +94,14 @@ class Message(Frozen):
 
 def _externalize_fields(model: Frozen) -> dict[str, Any]:
     serialized: dict[str, Any] = {}
-    for name, value in model.frozen_fields_and_values(exclude_class=False):
-        if isinstance(value, Message):
+    extra = model.__pydantic_extra__
+    for name, value in (*model.__dict__.items(), *extra.items()) if extra else model.__dict__.items():
+        if type(value) in _JSON_SCALARS:
+            if name[0] != "_":
+                serialized[name] = value
+        elif name[0] == "_":  # set by hand on the instance: not a field
+            continue
+        elif isinstance(value, Message):
             if value is model:
                 raise ValueError(f"field {name!r} holds the message itself: a reference cycle cannot be hashed")
             serialized[f"{name}__hash_key"] = value.hash_key
@@ -106,13 +112,19 @@ def _externalize_fields(model: Frozen) -> dict[str, Any]:
     return serialized
 
 
+_JSON_SCALARS = frozenset((str, int, float, bool, type(None)))
+
+
 def _externalize_value(value: Any) -> Any:
+    value_type = type(value)
+    if value_type in _JSON_SCALARS:
+        return value
+    if value_type is tuple:
+        return [item if type(item) in _JSON_SCALARS else _externalize_value(item) for item in value]
     if isinstance(value, Message):  # a message inside a mixed tuple
         return {"__hash_key": value.hash_key}
     if isinstance(value, Frozen):
         return _externalize_fields(value)
-    if type(value) is tuple:
-        return [_externalize_value(item) for item in value]
     return value
 
 

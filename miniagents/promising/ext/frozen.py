@@ -13,9 +13,6 @@ from pydantic import BaseModel, ConfigDict, model_validator
 
 from miniagents.promising.promising import PromisingContext
 
-_LEAF_TYPES = (str, int, float, bool, type(None))
-_EXACT_LEAF_TYPES = frozenset(_LEAF_TYPES)
-
 
 class Frozen(BaseModel):
     """
@@ -26,7 +23,7 @@ class Frozen(BaseModel):
     `ValidationError` naming the field and the type. Every instance carries `class_`, its class name.
     """
 
-    model_config = ConfigDict(frozen=True, extra="allow")
+    model_config = ConfigDict(frozen=True, extra="allow", defer_build=True)
     # caches live in slots, not pydantic private attributes: no per-instance private dict to allocate
     __slots__ = ("_hash_key_cache",)
 
@@ -144,40 +141,121 @@ def freeze_value(value: Any, path: str, dict_class: type[Frozen] = Frozen) -> An
 
     Raises ValueError naming `path` (the field, e.g. `meta.tags[2]`) and the offending type.
     """
+    try:
+        if dict_class is not Frozen and isinstance(value, dict):
+            return dict_class(**{key: _freeze(item) for key, item in _str_keyed(value).items()})
+        return _freeze(value)
+    except _Unfreezable as exc:
+        raise ValueError(f"field {path + exc.location()!r}: {exc.reason}") from None
+
+
+class _Unfreezable(Exception):
+    """Internal: raised deep inside `_freeze`; each level adds its key, so no path is built on success."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.keys: list[str] = []
+
+    def location(self) -> str:
+        return "".join(reversed(self.keys))
+
+
+_SCALARS = frozenset((float, bool, type(None)))
+_SMALL_INT = 1 << 62  # ints below this need no size check
+
+
+def _freeze(value: Any) -> Any:
     value_type = type(value)
-    if value_type is str or isinstance(value, str):
+    if value_type is str:
         if not value.isascii():
-            _check_encodable(value, path)
+            _check_encodable(value)
         return value
-    if value_type is int and value.bit_length() > _MAX_INT_BITS:
-        digits = int(value.bit_length() * 0.30103)
-        raise ValueError(f"field {path!r}: an int of about {digits} digits is too large to serialize as JSON")
-    if value_type in _EXACT_LEAF_TYPES or isinstance(value, (Frozen, *_LEAF_TYPES)):
+    if value_type in _SCALARS:
         return value
-    if value_type is tuple or value_type is list or isinstance(value, (list, tuple)):
-        return tuple([freeze_value(item, f"{path}[{index}]", dict_class) for index, item in enumerate(value)])
+    if value_type is int:
+        if value.bit_length() > _MAX_INT_BITS:
+            raise _Unfreezable(f"an int of about {int(value.bit_length() * 0.30103)} digits is too large for JSON")
+        return value
+    if value_type is tuple or value_type is list:
+        frozen: list[Any] = []
+        try:
+            for item in value:
+                item_type = type(item)
+                if (
+                    item_type in _SCALARS
+                    or (item_type is str and item.isascii())
+                    or (item_type is int and -_SMALL_INT < item < _SMALL_INT)
+                ):
+                    frozen.append(item)
+                else:
+                    frozen.append(_freeze(item))
+        except _Unfreezable as exc:
+            exc.keys.append(f"[{len(frozen)}]")
+            raise
+        return tuple(frozen)
+    if isinstance(value, Frozen):
+        return value
     if isinstance(value, dict):
-        for key in value:
-            if not isinstance(key, str):
-                raise ValueError(f"field {path!r}: dict keys must be str, got {type(key).__name__} ({key!r})")
-        return dict_class(**{key: freeze_value(item, f"{path}.{key}") for key, item in value.items()})
-    raise ValueError(
-        f"field {path!r}: values of type {value_type.__name__} cannot be frozen "
+        fields: dict[str, Any] = {"class_": "Frozen"}
+        key = None
+        try:
+            for key, item in _str_keyed(value).items():
+                item_type = type(item)
+                if (
+                    item_type in _SCALARS
+                    or (item_type is str and item.isascii())
+                    or (item_type is int and -_SMALL_INT < item < _SMALL_INT)
+                ):
+                    fields[key] = item
+                else:
+                    fields[key] = _freeze(item)
+        except _Unfreezable as exc:
+            exc.keys.append(f".{key}")
+            raise
+        if "class_" in value and value["class_"] != "Frozen":
+            raise _Unfreezable(f"a nested dict cannot set class_ (got {value['class_']!r})")
+        return _construct_frozen(fields)
+    if isinstance(value, (str, int, float)):  # subclasses (e.g. str enums)
+        return value
+    if isinstance(value, (list, tuple)):
+        return _freeze(list(value))
+    raise _Unfreezable(
+        f"values of type {value_type.__name__} cannot be frozen "
         "(allowed: None, str, int, float, bool, dict, list, tuple and Frozen models)"
     )
+
+
+def _construct_frozen(fields: dict[str, Any]) -> Frozen:
+    """A plain Frozen from already frozen values, without validating them a second time."""
+    model = Frozen.__new__(Frozen)
+    extra = dict(fields)
+    del extra["class_"]
+    object.__setattr__(model, "__dict__", {"class_": "Frozen"})
+    object.__setattr__(model, "__pydantic_extra__", extra)
+    object.__setattr__(model, "__pydantic_fields_set__", set(fields))
+    object.__setattr__(model, "__pydantic_private__", None)
+    return model
+
+
+def _str_keyed(value: dict[Any, Any]) -> dict[Any, Any]:
+    for key in value:
+        if not isinstance(key, str):
+            raise _Unfreezable(f"dict keys must be str, got {type(key).__name__} ({key!r})")
+    return value
 
 
 _MAX_INT_BITS = 14_000  # ~4,200 decimal digits: Python refuses to turn longer ints into text
 
 
-def _check_encodable(text: str, path: str) -> None:
+def _check_encodable(text: str) -> None:
     """Reject text that is not valid Unicode (lone surrogates): it could be neither hashed nor stored."""
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as exc:
-        raise ValueError(
-            f"field {path!r}: text is not valid Unicode: {text[exc.start : exc.end]!r} (a lone surrogate) at "
-            f"position {exc.start}; decode provider output with errors='replace' first"
+        raise _Unfreezable(
+            f"text is not valid Unicode: {text[exc.start : exc.end]!r} (a lone surrogate) at position "
+            f"{exc.start}; decode provider output with errors='replace' first"
         ) from None
 
 

@@ -1,0 +1,596 @@
+#!/usr/bin/env python
+"""
+MiniAgents benchmark runner (stdlib only).
+
+    python benchmarks/run.py                      # 5 repeats, full sizes, all implementations
+    python benchmarks/run.py --quick              # 1 repeat, small sizes (smoke test, ~1 min)
+    python benchmarks/run.py --only fanout_5k,fanout_10k --repeat 3 --output bench.md --json bench.json
+    python benchmarks/run.py --ours-python ~/.cache/miniagents-bench/venv-0.0.13/bin/python   # dry-run "ours"
+
+Implementations (columns):
+  asyncio  plain asyncio / plain Python baseline            (current interpreter, workloads_asyncio.py)
+  ours     the package in this repo                          (current interpreter + PYTHONPATH=<repo>,
+                                                              or --ours-python, workloads_ours.py)
+  0.0.13   published miniagents==0.0.13 (same API as ours)  (cached venv, workloads_ours.py)
+  0.0.35   published miniagents==0.0.35 (renamed API)       (cached venv, workloads_peer_latest.py)
+
+Every (implementation, workload) run is a FRESH subprocess (`worker.py IMPL WORKLOAD SIZE`) printing one JSON line;
+runs are interleaved round-robin over the implementations (the order rotates every repeat); the table shows the
+MEDIAN per cell. A cell whose `check` differs from the reference (the asyncio baseline) shows MISMATCH, a cell with
+a failed run shows ERR - never a number. See benchmarks/README.md.
+"""
+
+import argparse
+import collections
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO_ROOT = BENCH_DIR.parent
+WORKER = BENCH_DIR / "worker.py"
+DEFAULT_CACHE_DIR = Path(os.environ.get("MINIAGENTS_BENCH_CACHE", "~/.cache/miniagents-bench")).expanduser()
+
+PEER_VERSIONS = {"v0013": "0.0.13", "v0035": "0.0.35"}
+IMPLS = ["asyncio", "ours", "v0013", "v0035"]
+LABELS = {"asyncio": "asyncio", "ours": "ours", "v0013": "0.0.13", "v0035": "0.0.35"}
+LABEL_TO_IMPL = {**{v: k for k, v in LABELS.items()}, **{k: k for k in LABELS}}
+
+
+class Workload:
+    def __init__(self, name: str, worker_name: str, size: str, quick_size: str, title: str) -> None:
+        self.name = name
+        self.worker_name = worker_name
+        self.size = size
+        self.quick_size = quick_size
+        self.title = title  # may contain {size}
+
+
+WORKLOADS = [
+    Workload("relay", "relay", "100000", "10000", "token relay: {size} tokens, producer -> 3 relays -> consumer"),
+    Workload("fanout_5k", "fanout", "5000", "500", "fan-out: {size} parallel sub-agent calls"),
+    Workload("fanout_10k", "fanout", "10000", "1000", "fan-out: {size} parallel sub-agent calls"),
+    Workload("fanin", "fanin", "200x500", "20x100", "fan-in: {size} (producers x tokens) -> 1 consumer"),
+    Workload("nesting", "nesting", "200", "50", "deep nesting: {size} levels"),
+    Workload("replay", "replay", "50000x10", "5000x10", "replay: {size} (tokens x concurrent consumers)"),
+    Workload("hash", "hash", "2000", "200", "freeze+hash: {size} nested Messages (~200 fields)"),
+    Workload("import", "import", "1", "1", "import time (public API, fresh process)"),
+]
+WORKLOADS_BY_NAME = {w.name: w for w in WORKLOADS}
+METRICS = {"wall": "seconds", "cpu": "cpu_seconds"}
+
+
+def log(*args: Any) -> None:
+    print(*args, file=sys.stderr, flush=True)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# environments
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def _python_pydantic_version(python: str, env: dict[str, str]) -> str | None:
+    try:
+        out = subprocess.run(
+            [python, "-c", "import pydantic; print(pydantic.VERSION)"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+            check=True,
+        )
+        return out.stdout.strip() or None
+    except (subprocess.SubprocessError, OSError):
+        return None
+
+
+def ensure_peer_venv(version: str, cache_dir: Path, pydantic_pin: str | None, rebuild: bool) -> Path:
+    """Create (once) and cache a venv with `miniagents==version` under the cache dir; return its python."""
+    venv_dir = cache_dir / f"venv-{version}"
+    python = venv_dir / "bin" / "python"
+    marker = venv_dir / ".bench-ready.json"
+    requirements = [f"miniagents=={version}"] + ([f"pydantic=={pydantic_pin}"] if pydantic_pin else [])
+    spec = {"requirements": requirements, "base_python": sys.executable, "base_version": sys.version.split()[0]}
+
+    if not rebuild and python.exists() and marker.exists():
+        try:
+            if json.loads(marker.read_text()).get("spec") == spec:
+                return python
+        except (OSError, ValueError):
+            pass
+
+    log(f"[setup] creating venv {venv_dir} with {' '.join(requirements)} ...")
+    if venv_dir.exists():
+        # only ever delete our own venv directory inside the cache dir
+        if venv_dir.resolve().parent != cache_dir.resolve():
+            raise RuntimeError(f"refusing to delete {venv_dir}")
+        shutil.rmtree(venv_dir)
+    subprocess.run([sys.executable, "-m", "venv", str(venv_dir)], check=True)
+    pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    result = subprocess.run(pip + requirements, capture_output=True, text=True)
+    if result.returncode != 0 and pydantic_pin:
+        log(f"[setup] pinned install failed, retrying without the pydantic pin:\n{result.stderr[-2000:]}")
+        requirements = requirements[:1]
+        result = subprocess.run(pip + requirements, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"pip install {' '.join(requirements)} failed:\n{result.stderr[-4000:]}")
+
+    freeze = subprocess.run([str(python), "-m", "pip", "freeze"], capture_output=True, text=True, check=True).stdout
+    marker.write_text(json.dumps({"spec": spec, "installed": freeze.split()}, indent=1))
+    return python
+
+
+def base_env(cache_dir: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    for var in ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "VIRTUAL_ENV", "PYTHONDONTWRITEBYTECODE"):
+        env.pop(var, None)
+    # bytecode goes to the cache dir, never into the repo (nor into the venvs' own __pycache__ dirs)
+    env["PYTHONPYCACHEPREFIX"] = str(cache_dir / "pycache")
+    env["PYTHONHASHSEED"] = "0"
+    return env
+
+
+class Impl:
+    def __init__(self, key: str, python: str, env: dict[str, str], expect: dict[str, Any]) -> None:
+        self.key = key
+        self.label = LABELS[key]
+        self.python = python
+        self.env = env
+        self.expect = expect  # what the worker must report (which miniagents it imported)
+        self.unavailable: str | None = None
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# running
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def run_worker(impl: Impl, workload: str, size: str, timeout: float, cwd: Path) -> dict[str, Any]:
+    cmd = [impl.python, str(WORKER), impl.key, workload, size]
+    wall_start = time.perf_counter()
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=impl.env, cwd=cwd, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timeout after {timeout:.0f}s", "timeout": True}
+    except OSError as exc:
+        return {"error": f"cannot start {impl.python}: {exc}"}
+    wall = time.perf_counter() - wall_start
+
+    record = None
+    for line in reversed(proc.stdout.strip().splitlines()):
+        try:
+            candidate = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(candidate, dict) and "seconds" in candidate:
+            record = candidate
+            break
+    if proc.returncode != 0 or record is None:
+        tail = (proc.stderr.strip().splitlines() or proc.stdout.strip().splitlines() or ["(no output)"])[-1]
+        return {"error": f"exit {proc.returncode}: {tail[:300]}", "stderr_tail": proc.stderr[-3000:]}
+
+    record["wall_seconds"] = wall
+    problem = _verify_identity(impl, record)
+    if problem:
+        record["error"] = problem
+    return record
+
+
+def _verify_identity(impl: Impl, record: dict[str, Any]) -> str | None:
+    """Make sure the worker really ran the implementation the column claims (no silent fallbacks)."""
+    if "miniagents_under" in impl.expect:
+        file = record.get("miniagents_file") or ""
+        if not file.startswith(impl.expect["miniagents_under"]):
+            return f"imported miniagents from {file!r}, not from {impl.expect['miniagents_under']!r}"
+    if "miniagents_version" in impl.expect and record.get("miniagents_version") != impl.expect["miniagents_version"]:
+        return f"miniagents version {record.get('miniagents_version')!r} != {impl.expect['miniagents_version']!r}"
+    return None
+
+
+def main() -> int:
+    args = parse_args()
+    if args.from_json:
+        return rerender(args)
+    cache_dir: Path = args.cache_dir.expanduser()
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    env0 = base_env(cache_dir)
+
+    selected_workloads = select_workloads(args.only)
+    sizes = {w.name: (w.quick_size if args.quick else w.size) for w in selected_workloads}
+    for override in args.size:
+        name, _, size = override.partition("=")
+        if name not in WORKLOADS_BY_NAME or not size:
+            raise SystemExit(f"bad --size {override!r} (expected WORKLOAD=SIZE, e.g. relay=50000)")
+        sizes[name] = size
+    repeat = 1 if args.quick and args.repeat is None else (args.repeat or 5)
+
+    impl_keys = [LABEL_TO_IMPL[i.strip()] for i in args.impls.split(",") if i.strip()] if args.impls else IMPLS
+    impls = build_impls(impl_keys, args, cache_dir, env0)
+    runnable = [impl for impl in impls if not impl.unavailable]
+
+    meta = {
+        "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "python": sys.version.split()[0],
+        "cpu_count": os.cpu_count(),
+        "loadavg_start": _loadavg(),
+        "repeat": repeat,
+        "quick": args.quick,
+        "sizes": {w.name: sizes[w.name] for w in selected_workloads},
+        "impls": {
+            impl.label: {"python": impl.python, "unavailable": impl.unavailable, "expect": impl.expect}
+            for impl in impls
+        },
+        "cache_dir": str(cache_dir),
+    }
+
+    if not args.no_warmup:
+        # compile bytecode into the pycache prefix + warm the OS file cache, so that the first timed `import`
+        # run is not penalised (nothing from the warm-up is recorded)
+        for impl in runnable:
+            warm = run_worker(impl, "import", "1", args.timeout, cache_dir)
+            if "error" in warm:
+                log(f"[warm-up] {impl.label}: {warm['error']}")
+                if args.verbose and warm.get("stderr_tail"):
+                    log(warm["stderr_tail"])
+
+    results: dict[str, dict[str, list[dict[str, Any]]]] = {
+        w.name: {impl.key: [] for impl in impls} for w in selected_workloads
+    }
+    timed_out: set[tuple[str, str]] = set()
+    total = repeat * len(selected_workloads) * len(runnable)
+    done = 0
+    for rep in range(repeat):
+        order = runnable[rep % len(runnable) :] + runnable[: rep % len(runnable)] if runnable else []
+        for workload in selected_workloads:
+            for impl in order:
+                done += 1
+                if (workload.name, impl.key) in timed_out:
+                    results[workload.name][impl.key].append({"error": "skipped (timed out before)"})
+                    continue
+                record = run_worker(impl, workload.worker_name, sizes[workload.name], args.timeout, cache_dir)
+                results[workload.name][impl.key].append(record)
+                if record.get("timeout"):
+                    timed_out.add((workload.name, impl.key))
+                status = record.get("error") or f"{record['seconds']:.4f}s"
+                log(f"[{done}/{total}] rep {rep + 1}/{repeat}  {workload.name:<11} {impl.label:<7} {status}")
+                if args.verbose and record.get("stderr_tail"):
+                    log(record["stderr_tail"])
+
+    meta["loadavg_end"] = _loadavg()
+    meta["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
+    report = build_report(selected_workloads, sizes, impls, results, METRICS[args.metric])
+    markdown = render_markdown(report, impls, meta)
+    write_outputs(args, markdown, {"meta": meta, "report": report, "raw": results})
+    return 0
+
+
+def write_outputs(args: argparse.Namespace, markdown: str, data: dict[str, Any]) -> None:
+    print(markdown)
+    if args.output:
+        Path(args.output).write_text(markdown)
+        log(f"[done] markdown table written to {args.output}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(data, indent=1, sort_keys=True, default=str))
+        log(f"[done] raw JSON written to {args.json}")
+
+
+def rerender(args: argparse.Namespace) -> int:
+    """Rebuild the table from a previous `--json` file (e.g. with `--metric cpu`), without running anything."""
+    data = json.loads(Path(args.from_json).read_text())
+    meta, raw = data["meta"], data["raw"]
+    workloads = [w for w in WORKLOADS if w.name in raw]  # keep the canonical order (the JSON keys are sorted)
+    impls = []
+    for key in IMPLS:
+        info = meta["impls"].get(LABELS[key])
+        if info is None:
+            continue
+        impl = Impl(key, info["python"], {}, info.get("expect", {}))
+        impl.unavailable = info["unavailable"]
+        impls.append(impl)
+    report = build_report(workloads, meta["sizes"], impls, raw, METRICS[args.metric])
+    if args.json and Path(args.json).resolve() == Path(args.from_json).resolve():
+        raise SystemExit("--json must differ from --from-json")
+    write_outputs(args, render_markdown(report, impls, meta), {"meta": meta, "report": report, "raw": raw})
+    return 0
+
+
+def build_impls(impl_keys: list[str], args: argparse.Namespace, cache_dir: Path, env0: dict[str, str]) -> list[Impl]:
+    impls: list[Impl] = []
+    ours_python = str(Path(args.ours_python).expanduser()) if args.ours_python else sys.executable
+    ours_env = dict(env0)
+    ours_expect: dict[str, Any] = {}
+    if not args.ours_python:
+        ours_env["PYTHONPATH"] = str(REPO_ROOT)
+        ours_expect["miniagents_under"] = str(REPO_ROOT / "miniagents") + os.sep
+
+    for key in impl_keys:
+        if key == "asyncio":
+            impls.append(Impl("asyncio", sys.executable, dict(env0), {}))
+        elif key == "ours":
+            impl = Impl("ours", ours_python, ours_env, ours_expect)
+            if args.ours_python and not os.access(ours_python, os.X_OK):
+                impl.unavailable = f"--ours-python {ours_python} is not an executable"
+            elif not args.ours_python and not (REPO_ROOT / "miniagents" / "__init__.py").exists():
+                impl.unavailable = f"not landed yet ({REPO_ROOT / 'miniagents' / '__init__.py'} missing)"
+            impls.append(impl)
+        else:
+            version = PEER_VERSIONS[key]
+            impl = Impl(key, "", dict(env0), {"miniagents_version": version})
+            try:
+                pin = resolve_pydantic_pin(args.peer_pydantic, ours_python, ours_env)
+                impl.python = str(ensure_peer_venv(version, cache_dir, pin, args.rebuild_venvs))
+            except Exception as exc:  # pylint: disable=broad-except
+                impl.unavailable = f"venv setup failed: {exc}"
+                log(f"[setup] {LABELS[key]}: {impl.unavailable}")
+            impls.append(impl)
+    return impls
+
+
+_PIN_CACHE: dict[str, str | None] = {}
+
+
+def resolve_pydantic_pin(mode: str, ours_python: str, ours_env: dict[str, str]) -> str | None:
+    """'match' (default): same pydantic as "ours" runs with; 'latest': no pin; anything else: that version."""
+    if mode == "latest":
+        return None
+    if mode != "match":
+        return mode
+    if "match" not in _PIN_CACHE:
+        _PIN_CACHE["match"] = _python_pydantic_version(ours_python, ours_env)
+    return _PIN_CACHE["match"]
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# report
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def _canonical(check: Any) -> str:
+    return json.dumps(check, sort_keys=True)
+
+
+def build_report(workloads, sizes, impls, results, metric: str = "seconds") -> dict[str, Any]:
+    """`metric`: "seconds" (wall clock, perf_counter) or "cpu_seconds" (process CPU time of the same region)."""
+    report: dict[str, Any] = {"metric": metric, "workloads": {}, "derived": {}}
+    for workload in workloads:
+        per_impl = results[workload.name]
+        # reference check: the asyncio baseline if it ran consistently, otherwise the most common check overall
+        reference = None
+        baseline_checks = {_canonical(r["check"]) for r in per_impl.get("asyncio", []) if "error" not in r}
+        if len(baseline_checks) == 1:
+            reference = baseline_checks.pop()
+        else:
+            counter = collections.Counter(
+                _canonical(r["check"]) for runs in per_impl.values() for r in runs if "error" not in r
+            )
+            if counter:
+                reference = counter.most_common(1)[0][0]
+
+        cells = {}
+        for impl in impls:
+            runs = per_impl[impl.key]
+            cell: dict[str, Any] = {"runs": len(runs)}
+            if impl.unavailable:
+                cell.update(status="n/a", note=impl.unavailable)
+            elif not runs:
+                cell.update(status="n/a", note="not run")
+            else:
+                errors = [r["error"] for r in runs if "error" in r]
+                good = [r for r in runs if "error" not in r]
+                wrong = [r for r in good if _canonical(r["check"]) != reference]
+                seconds = [r[metric] for r in good]
+                cell["seconds"] = seconds
+                cell["checks"] = sorted({_canonical(r["check"]) for r in good})
+                cell["api_import"] = sorted({r.get("api_import") for r in good})
+                if errors:
+                    cell.update(status="ERR", note=f"{len(errors)}/{len(runs)} runs failed: {errors[0]}")
+                elif wrong:
+                    cell.update(
+                        status="MISMATCH",
+                        note=f"check {_canonical(wrong[0]['check'])} != reference {reference}",
+                    )
+                else:
+                    cell.update(status="ok", median=statistics.median(seconds), min=min(seconds), max=max(seconds))
+                    if workload.worker_name == "fanout":
+                        n = int(sizes[workload.name])
+                        per_call = [
+                            (r["peak_rss_kb"] - r["rss_before_kb"]) * 1024 / n
+                            for r in good
+                            if r.get("rss_before_kb") is not None
+                        ]
+                        cell["rss_bytes_per_call"] = per_call
+                        cell["rss_bytes_per_call_median"] = statistics.median(per_call) if per_call else None
+                        cell["peak_rss_kb_median"] = statistics.median(r["peak_rss_kb"] for r in good)
+            cells[impl.key] = cell
+        report["workloads"][workload.name] = {
+            "size": sizes[workload.name],
+            "title": workload.title.format(size=sizes[workload.name]),
+            "reference_check": reference,
+            "cells": cells,
+        }
+
+    wl = report["workloads"]
+    if "fanout_5k" in wl and "fanout_10k" in wl:
+        scaling = {}
+        for impl in impls:
+            a, b = wl["fanout_5k"]["cells"][impl.key], wl["fanout_10k"]["cells"][impl.key]
+            if a.get("status") == "ok" and b.get("status") == "ok" and a["median"] > 0:
+                scaling[impl.key] = b["median"] / a["median"]
+        report["derived"]["fanout_scaling"] = {
+            "title": f"fan-out scaling t({wl['fanout_10k']['size']})/t({wl['fanout_5k']['size']}) (2.0 = linear)",
+            "values": scaling,
+        }
+    if "fanout_5k" in wl:
+        per_call = {}
+        for impl in impls:
+            cell = wl["fanout_5k"]["cells"][impl.key]
+            if cell.get("status") == "ok" and cell.get("rss_bytes_per_call_median") is not None:
+                per_call[impl.key] = cell["rss_bytes_per_call_median"]
+        report["derived"]["bytes_per_call"] = {
+            "title": f"peak-RSS growth per agent call, fan-out {wl['fanout_5k']['size']} (bytes)",
+            "values": per_call,
+        }
+    return report
+
+
+def _fmt_seconds(seconds: float) -> str:
+    if seconds < 1:
+        return f"{seconds * 1000:.1f} ms"
+    return f"{seconds:.2f} s"
+
+
+def _fmt_ratio(num: float | None, den: float | None) -> str:
+    if num is None or den is None or den <= 0 or num < 0:
+        return "n/a"
+    ratio = num / den
+    return f"{ratio:.3g}x" if ratio < 10 else f"{ratio:.0f}x"
+
+
+def render_markdown(report: dict[str, Any], impls: list[Impl], meta: dict[str, Any]) -> str:
+    columns = [LABELS[k] for k in IMPLS]
+    header = ["workload", *columns, "ours/asyncio", "ours/0.0.13", "ours/0.0.35"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
+    notes: list[str] = []
+    present = {impl.key for impl in impls}
+
+    def cell_text(cell: dict[str, Any] | None, key: str, workload: str) -> str:
+        if cell is None or key not in present:
+            return "-"
+        if cell["status"] == "ok":
+            return _fmt_seconds(cell["median"])
+        notes.append(f"- **{workload} / {LABELS[key]}: {cell['status']}** - {cell.get('note', '')}")
+        return cell["status"]
+
+    for name, data in report["workloads"].items():
+        cells = data["cells"]
+        row = [data["title"]]
+        medians = {}
+        for key in IMPLS:
+            cell = cells.get(key)
+            row.append(cell_text(cell, key, name))
+            if cell and cell["status"] == "ok":
+                medians[key] = cell["median"]
+        for other in ("asyncio", "v0013", "v0035"):
+            row.append(_fmt_ratio(medians.get("ours"), medians.get(other)))
+        lines.append("| " + " | ".join(row) + " |")
+
+    for key_name, fmt in (("fanout_scaling", lambda v: f"{v:.2f}"), ("bytes_per_call", lambda v: f"{v:,.0f}")):
+        derived = report["derived"].get(key_name)
+        if not derived:
+            continue
+        values = derived["values"]
+        row = [derived["title"]]
+        for key in IMPLS:
+            row.append(fmt(values[key]) if key in values else "-")
+        for other in ("asyncio", "v0013", "v0035"):
+            row.append(_fmt_ratio(values.get("ours"), values.get(other)))
+        lines.append("| " + " | ".join(row) + " |")
+
+    metric = "process CPU time" if report.get("metric") == "cpu_seconds" else "wall time"
+    out = [
+        f"MiniAgents benchmarks - {metric}, median of {meta['repeat']} run(s) per cell, each run a fresh process"
+        f"{' (QUICK sizes)' if meta['quick'] else ''}; ratios < 1 mean ours is faster / smaller.",
+        "",
+        *lines,
+        "",
+    ]
+    spreads = []
+    for name, data in report["workloads"].items():
+        for key, cell in data["cells"].items():
+            if cell.get("status") == "ok" and len(cell["seconds"]) > 1 and cell["min"] > 0:
+                spread = cell["max"] / cell["min"]
+                if spread > 1.3:
+                    spreads.append(f"{name}/{LABELS[key]} {spread:.2f}x")
+    ours_cells = [
+        c for d in report["workloads"].values() for k, c in d["cells"].items() if k == "ours" and c.get("api_import")
+    ]
+    if any(c["api_import"] != ["top-level"] for c in ours_cells):
+        notes.append(
+            "- ours: the 0.0.13-style names were imported from the submodules, NOT from the top-level `miniagents` "
+            "package (expected only when --ours-python points at a 0.0.13 venv)"
+        )
+    if notes:
+        out += ["Problems:", *sorted(set(notes)), ""]
+    if spreads:
+        out += [f"Noisy cells (max/min over runs > 1.3): {', '.join(spreads)}", ""]
+    out.append(
+        f"Python {meta['python']}, {meta['cpu_count']} CPUs, load average at start/end "
+        f"{meta['loadavg_start']} / {meta.get('loadavg_end')}; sizes: "
+        + ", ".join(f"{w.name}={meta['sizes'][w.name]}" for w in WORKLOADS if w.name in meta["sizes"])
+    )
+    for label, info in meta["impls"].items():
+        if info["unavailable"]:
+            out.append(f"- {label}: n/a ({info['unavailable']})")
+        else:
+            out.append(f"- {label}: {info['python']}")
+    return "\n".join(out) + "\n"
+
+
+def _loadavg() -> str | None:
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return None
+
+
+def select_workloads(only: str | None) -> list[Workload]:
+    if not only:
+        return list(WORKLOADS)
+    names = [n.strip() for n in only.split(",") if n.strip()]
+    aliases = {"fanout": ["fanout_5k", "fanout_10k"], "memory": ["fanout_5k"], "scaling": ["fanout_5k", "fanout_10k"]}
+    selected: list[str] = []
+    for name in names:
+        for real in aliases.get(name, [name]):
+            if real not in WORKLOADS_BY_NAME:
+                raise SystemExit(f"unknown workload {real!r}; known: {', '.join(WORKLOADS_BY_NAME)}")
+            if real not in selected:
+                selected.append(real)
+    return [w for w in WORKLOADS if w.name in selected]
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeat", type=int, default=None, help="runs per cell (default 5, 1 with --quick)")
+    parser.add_argument("--quick", action="store_true", help="1 repeat and smaller sizes")
+    parser.add_argument(
+        "--only",
+        help="comma-separated workloads: " + ", ".join(WORKLOADS_BY_NAME) + " (aliases: fanout, scaling, memory)",
+    )
+    parser.add_argument("--impls", help="comma-separated subset of: asyncio,ours,0.0.13,0.0.35 (default: all)")
+    parser.add_argument("--size", action="append", default=[], metavar="WORKLOAD=SIZE", help="override a size")
+    parser.add_argument("--output", help="write the markdown table to this file")
+    parser.add_argument("--json", help="write raw results (every run) + report as JSON to this file")
+    parser.add_argument(
+        "--ours-python",
+        help='interpreter for "ours" (used as is, WITHOUT the repo on PYTHONPATH); default: this interpreter '
+        "with the repo root first on PYTHONPATH",
+    )
+    parser.add_argument(
+        "--peer-pydantic",
+        default="match",
+        help="pydantic for the peer venvs: 'match' (default: the version 'ours' runs with), 'latest', or X.Y.Z",
+    )
+    parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR, help=f"default {DEFAULT_CACHE_DIR}")
+    parser.add_argument("--rebuild-venvs", action="store_true", help="recreate the cached peer venvs")
+    parser.add_argument("--timeout", type=float, default=900, help="seconds per run (default 900)")
+    parser.add_argument("--no-warmup", action="store_true", help="skip the untimed warm-up import per implementation")
+    parser.add_argument("--verbose", action="store_true", help="print worker stderr on failures")
+    parser.add_argument(
+        "--metric",
+        choices=sorted(METRICS),
+        default="wall",
+        help="what the time cells show: wall (perf_counter, default) or cpu (process CPU time of the same region; "
+        "steadier on a loaded machine). Both are always recorded in --json",
+    )
+    parser.add_argument("--from-json", metavar="FILE", help="only re-render the table from a previous --json file")
+    return parser.parse_args()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
