@@ -79,8 +79,33 @@ class MiniAgents(PromisingContext):
             asyncio.get_running_loop()
         except RuntimeError:
             return asyncio.run(self._arun_interruptible(awaitable))
-        with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="miniagents-run") as executor:
-            return executor.submit(asyncio.run, self.arun(awaitable)).result()
+        return self._run_in_worker_thread(awaitable)
+
+    def _run_in_worker_thread(self, awaitable: Awaitable[T]) -> T:
+        """Run on a private event loop in a worker thread; an interrupt here cancels the run there."""
+        loop = asyncio.new_event_loop()
+        main_task: asyncio.Task[T] = loop.create_task(self.arun(awaitable))
+        outcome: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+        def worker() -> None:
+            try:
+                outcome.set_result(loop.run_until_complete(main_task))
+            except BaseException as exc:
+                outcome.set_exception(exc)
+            finally:
+                try:
+                    loop.run_until_complete(loop.shutdown_asyncgens())
+                finally:
+                    loop.close()
+
+        thread = threading.Thread(target=worker, name="miniagents-run", daemon=True)
+        thread.start()
+        try:
+            return outcome.result()
+        except KeyboardInterrupt:  # e.g. a Jupyter kernel interrupt: stop the agents, then re-raise
+            loop.call_soon_threadsafe(main_task.cancel)
+            thread.join()
+            raise
 
     async def _arun_interruptible(self, awaitable: Awaitable[T]) -> T:
         """
@@ -349,6 +374,7 @@ class AgentCall:
     """One call of an agent: send input messages to it, then take its `reply_sequence()`."""
 
     __slots__ = (
+        "_cancel_requested",
         "_children",
         "_context",
         "_done_callbacks",
@@ -387,6 +413,7 @@ class AgentCall:
         self.finished_at: float | None = None
         self._done_callbacks: list[Callable[[AgentCall], None]] | None = None
         self._task: asyncio.Task[None] | None = None
+        self._cancel_requested = False
         context._last_call_id += 1
         self.call_id = context._last_call_id
         self.parent = _calling_agent.get()
@@ -475,10 +502,20 @@ class AgentCall:
         """
         if self.finished_at is not None:
             return False
-        if self._task is None:  # a lazy call nobody has consumed yet: start it only to cancel it
-            self._start_on_demand()
-            self._replies.on_first_demand = None
+        if self.started_at is None:
+            # a task cancelled before its first step never runs, so it could never end its reply
+            # sequence: let it start and cancel itself at once instead
+            self._cancel_requested = True
+            if self._task is None:  # a lazy call nobody has consumed yet
+                self._replies.on_first_demand = None
+                self._start_on_demand()
+            return True
         return self._task.cancel()
+
+    @property
+    def replies(self) -> MessageSequencePromise:
+        """The reply sequence, without finishing the input (unlike `reply_sequence()`)."""
+        return self._replies.sequence_promise
 
     async def _arun(self) -> None:
         agent = self.agent
@@ -486,6 +523,8 @@ class AgentCall:
         _calling_agent.set(self)  # this task's own context: calls made from here are this call's children
         self.started_at = time.perf_counter()
         try:
+            if self._cancel_requested:
+                raise asyncio.CancelledError
             running = agent._func(
                 InteractionContext(agent, self._input_promise, replies),
                 **agent._partial_kwargs,

@@ -7,12 +7,14 @@ cancellation, so that a public hook can replace each one in a single place:
 - `reply_sequence_of(call)`: `AgentCall.reply_sequence()` also finishes the call's input, which an
   observer must never do (it would cut off `initiate_inquiry()` callers), so the reply sequence is read
   from the call's appender.
-- `peek(promise)`: what a (streamed) promise holds right now, synchronously, so the static text/plain
-  and text/html of a finished reply are complete at display time.
+- `peek_pieces()`, `peek_result()`, `is_started()`: what a (streamed) promise holds right now,
+  synchronously, so the static text/plain and text/html of a finished reply are complete at display time.
 - `make_current(context)`: re-activating an already active context in another execution context (the
   notebook's context after a cell that used `await` lost the ContextVar) is not possible publicly.
-- `cancel_agent_calls(calls)`: AgentCall keeps no handle on the task that runs it, nor on the tasks that
-  stream its replies; they are found among the loop's tasks by their coroutine.
+- `cancel_agent_calls(calls)`: `AgentCall.cancel()` stops the agent, not the streaming of the messages it
+  already replied (an LLM agent returns at once, its reply streams on in its own task); those tasks are
+  found among the loop's tasks by their coroutine. Also, `cancel()` before the call's task has taken its
+  first step leaves its reply sequence open forever, so calls are only cancelled once they run.
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ from miniagents.miniagents import AgentCall
 from miniagents.promising.promising import Promise, PromisingContext, StreamedPromise
 from miniagents.promising.sentinels import NO_VALUE
 
-_AGENT_RUN_CODE = AgentCall._arun.__code__
 _STREAM_DRAIN_CODE = StreamedPromise._adrain_then_resolve.__code__
 
 
@@ -66,30 +67,33 @@ def make_not_current(context: PromisingContext) -> None:
 
 def cancel_agent_calls(calls: Iterable[AgentCall]) -> tuple[int, bool]:
     """
-    Cancel the tasks that run `calls` and the tasks that still stream their reply messages. Returns how
-    many tasks were cancelled, and whether some of those tasks have not started yet: those are left
-    alone (a task cancelled before its first step never runs the code that ends its stream, so its
-    consumers would wait forever) and the caller should try again on the next loop iteration.
-    The agents see CancelledError; their reply sequences end with it.
+    Cancel `calls` (with `AgentCall.cancel()`) and the tasks that still stream their reply messages.
+    Returns how many calls and streams were cancelled, and whether some of them have not started yet:
+    those are left alone (a task cancelled before its first step never runs the code that ends its
+    stream, so its consumers would wait forever) and the caller should try again on a later loop
+    iteration. The agents see CancelledError; their reply sequences end with PromiseCancelledError.
     """
-    calls = set(calls)
-    promises: set[int] = set()
-    for call in calls:
-        pieces, _ = peek_pieces(reply_sequence_of(call))
-        promises.update(id(piece) for piece in pieces if isinstance(piece, MessagePromise))
     cancelled = 0
     not_started = False
+    streaming: set[int] = set()
+    for call in calls:
+        if call.status == "running":
+            cancelled += bool(call.cancel())
+        elif call.status == "pending":
+            not_started = True
+        pieces, _ = peek_pieces(reply_sequence_of(call))
+        streaming.update(id(piece) for piece in pieces if isinstance(piece, MessagePromise))
+    if not streaming:
+        return cancelled, not_started
     try:
         tasks = asyncio.all_tasks()
     except RuntimeError:  # no running loop: nothing of ours can be running either
-        return 0, False
+        return cancelled, not_started
     for task in tasks:
         coroutine = task.get_coro()
-        code = getattr(coroutine, "cr_code", None)
-        if task.done() or (code is not _AGENT_RUN_CODE and code is not _STREAM_DRAIN_CODE):
+        if task.done() or getattr(coroutine, "cr_code", None) is not _STREAM_DRAIN_CODE:
             continue
-        owner = inspect.getcoroutinelocals(coroutine).get("self")
-        if not (owner in calls if code is _AGENT_RUN_CODE else id(owner) in promises):
+        if id(inspect.getcoroutinelocals(coroutine).get("self")) not in streaming:
             continue
         if inspect.getcoroutinestate(coroutine) == inspect.CORO_CREATED:
             not_started = True

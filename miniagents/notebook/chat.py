@@ -22,7 +22,7 @@ from miniagents.ext.llm.llm_common import UserMessage
 from miniagents.messages import MessagePromise
 from miniagents.miniagents import InteractionContext, MiniAgent, MiniAgents
 from miniagents.notebook import assets
-from miniagents.notebook.live_widget import LiveWidget
+from miniagents.notebook.live_widget import IdList, LiveWidget
 from miniagents.notebook.message_record import ErrorRecord, MessageRecord, apieces
 from miniagents.notebook.run_scope import RunScope, attribute_calls_to_scopes, current_scope
 from miniagents.utils import adialog_loop
@@ -44,7 +44,7 @@ class ChatWidget(LiveWidget):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._transcript = _Transcript()
+        self._transcript = IdList("order")
         self._inputs: deque[str] = deque()
         self._input_waiter: asyncio.Future[str] | None = None
         self.scope = RunScope("chat")
@@ -75,14 +75,14 @@ class ChatWidget(LiveWidget):
         """The next message the user sends. Raises ChatStopped once the stop button was pressed."""
         if self.phase == "stopped":
             raise ChatStopped("the user stopped the chat")
-        self._set_phase("waiting")
-        if not self._inputs:
+        if not self._inputs:  # (else the user typed ahead: no need to wait)
+            self._set_phase("waiting")
             self._input_waiter = asyncio.get_running_loop().create_future()
             try:
                 await self._input_waiter
             finally:
                 self._input_waiter = None
-        self._set_phase("replying")
+            self._set_phase("replying")
         return self._inputs.popleft()
 
     def send_user_input(self, text: str) -> None:
@@ -155,33 +155,16 @@ class ChatWidget(LiveWidget):
     def _snapshot(self) -> dict[str, Any]:
         return {**super()._snapshot(), "order": list(self._transcript.ids)}
 
-    def _entries(self) -> list[MessageRecord | ErrorRecord]:
-        by_id: dict[str, MessageRecord | ErrorRecord] = {record.id: record for record in self._records.values()}
-        by_id.update(self._errors)
-        return [by_id[record_id] for record_id in self._transcript.ids]
-
     def to_text(self) -> str:
-        blocks = [entry.to_text() for entry in self._entries()]
+        blocks = [entry.to_text() for entry in self._entries(self._transcript.ids)]
         return "\n\n".join(blocks) if blocks else "(empty chat)"
 
     def to_html(self) -> str:
-        blocks = "".join(entry.to_html() for entry in self._entries())
+        blocks = "".join(entry.to_html() for entry in self._entries(self._transcript.ids))
         return f'<div class="miniagents-chat"><div class="miniagents-chat-transcript">{blocks}</div></div>'
 
     def __repr__(self) -> str:
         return f"<ChatWidget: {len(self._transcript.ids)} message(s), {self.phase}>"
-
-
-class _Transcript:
-    __slots__ = ("ids",)
-
-    id = "order"
-
-    def __init__(self) -> None:
-        self.ids: list[str] = []
-
-    def take_events(self) -> list[list[Any]]:
-        return [["order", "order", list(self.ids)]]
 
 
 class _NotebookChat:
@@ -194,6 +177,8 @@ class _NotebookChat:
 
     async def arun(self, ctx: InteractionContext) -> None:
         """The agent function: show and log the input, wait for the user, reply with the whole history."""
+        if self.widget.phase != "stopped":
+            self.widget._set_phase("replying")
         if not self._history_shown:
             self._history_shown = True
             for message in await self.chat_history.aload_chat_history():

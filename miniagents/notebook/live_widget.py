@@ -77,6 +77,12 @@ class LiveWidget(anywidget.AnyWidget):
             self._start(record.afollow(self._mark_changed))
         return record, True
 
+    def _entries(self, ids: list[str]) -> list[MessageRecord | ErrorRecord]:
+        """The message and error records with these ids, in that order."""
+        by_id: dict[str, MessageRecord | ErrorRecord] = {record.id: record for record in self._records.values()}
+        by_id.update(self._errors)
+        return [by_id[record_id] for record_id in ids]
+
     def _error_record(self, error: BaseException) -> ErrorRecord:
         """A new record showing `error` as a failed block."""
         record = ErrorRecord(f"e{len(self._errors) + 1}", error)
@@ -85,17 +91,10 @@ class LiveWidget(anywidget.AnyWidget):
         return record
 
     def _mark_changed(self, entity: Any) -> None:
-        """
-        `entity` (with `id` and `take_events()`) has something new for the front end. Tokens wait for the
-        next timed flush; any other change that leaves the document quiet is flushed at once (the final
-        flush, which also assigns `state`).
-        """
+        """`entity` (with `id` and `take_events()`) has something new for the front end: flush it soon."""
         self._dirty[entity.id] = entity
         self._state_stale = True
-        if (isinstance(entity, MessageRecord) and entity.is_streaming) or self._is_live():
-            self._request_flush()
-        else:
-            self._flush()
+        self._request_flush()
 
     def _start(self, coroutine: Coroutine[Any, Any, Any]) -> None:
         """Run a coroutine that feeds this widget as a task the widget owns (cancelled by `close()`)."""
@@ -134,8 +133,9 @@ class LiveWidget(anywidget.AnyWidget):
 
     async def aquiet(self) -> None:
         """Wait until nothing in this widget streams or runs any more; its `state` then holds everything."""
-        while self._is_live():
+        while self._is_live() or self._state_stale:
             self._quiet.clear()
+            self._request_flush()
             await self._quiet.wait()
 
     def _on_front_end_message(self, _: Any, content: dict[str, Any], buffers: list[bytes]) -> None:
@@ -206,3 +206,17 @@ def _execution_count() -> int | None:
 
     shell = get_ipython()
     return None if shell is None else shell.execution_count
+
+
+class IdList:
+    """An ordered list of ids (the blocks of a stream or chat, the roots of a tree) as an entity whose one
+    event, `[name, name, ids]`, is the whole list."""
+
+    __slots__ = ("id", "ids")
+
+    def __init__(self, name: str) -> None:
+        self.id = name
+        self.ids: list[str] = []
+
+    def take_events(self) -> list[list[Any]]:
+        return [[self.id, self.id, list(self.ids)]]

@@ -14,8 +14,8 @@ from miniagents.messages import Message, MessagePromise, MessageSequencePromise
 from miniagents.miniagent_typing import MessageType
 from miniagents.miniagents import MessageSequence
 from miniagents.notebook import _core_access, assets
-from miniagents.notebook.live_widget import LiveWidget
-from miniagents.notebook.message_record import ErrorRecord, MessageRecord, apieces
+from miniagents.notebook.live_widget import IdList, LiveWidget
+from miniagents.notebook.message_record import MessageRecord, apieces
 
 
 class MessageStreamWidget(LiveWidget):
@@ -32,7 +32,7 @@ class MessageStreamWidget(LiveWidget):
     def __init__(self, messages: MessageType, sender: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._sender = sender
-        self._order = _Order()
+        self._order = IdList("order")
         self._sequence_done = False
         self._done = asyncio.Event()
         if isinstance(messages, (MessagePromise, Message)):
@@ -96,11 +96,6 @@ class MessageStreamWidget(LiveWidget):
     def _snapshot(self) -> dict[str, Any]:
         return {**super()._snapshot(), "order": list(self._order.ids)}
 
-    def _entries(self) -> list[MessageRecord | ErrorRecord]:
-        by_id: dict[str, MessageRecord | ErrorRecord] = {record.id: record for record in self._records.values()}
-        by_id.update(self._errors)
-        return [by_id[record_id] for record_id in self._order.ids]
-
     @property
     def done(self) -> bool:
         """Whether the sequence ended and every message in it finished (or failed)."""
@@ -114,33 +109,19 @@ class MessageStreamWidget(LiveWidget):
     @property
     def text(self) -> str:
         """The text of all the messages so far, separated by blank lines."""
-        return "\n\n".join(entry.text for entry in self._entries() if isinstance(entry, MessageRecord))
+        return "\n\n".join(entry.text for entry in self._entries(self._order.ids) if isinstance(entry, MessageRecord))
 
     def to_text(self) -> str:
-        blocks = [entry.to_text() for entry in self._entries()]
+        blocks = [entry.to_text() for entry in self._entries(self._order.ids)]
         if not blocks:
             return "(no messages)" if self.done else "(waiting for messages...)"
         return "\n\n".join(blocks)
 
     def to_html(self) -> str:
         status = "done" if self.done else "streaming"
-        blocks = "".join(entry.to_html() for entry in self._entries())
+        blocks = "".join(entry.to_html() for entry in self._entries(self._order.ids))
         return f'<div class="miniagents-stream" data-status="{status}">{blocks}</div>'
 
     def __repr__(self) -> str:
-        count = sum(isinstance(entry, MessageRecord) for entry in self._entries())
+        count = sum(isinstance(entry, MessageRecord) for entry in self._entries(self._order.ids))
         return f"<MessageStreamWidget: {count} message(s), {'done' if self.done else 'streaming'}>"
-
-
-class _Order:
-    """The order of the blocks: an entity whose one event is the whole list."""
-
-    __slots__ = ("ids",)
-
-    id = "order"
-
-    def __init__(self) -> None:
-        self.ids: list[str] = []
-
-    def take_events(self) -> list[list[Any]]:
-        return [["order", "order", list(self.ids)]]

@@ -17,7 +17,7 @@ from typing import Any
 from miniagents.messages import MessagePromise, MessageSequencePromise
 from miniagents.miniagents import AgentCall, MiniAgents
 from miniagents.notebook import _core_access, assets
-from miniagents.notebook.live_widget import LiveWidget
+from miniagents.notebook.live_widget import IdList, LiveWidget
 from miniagents.notebook.message_record import apieces
 from miniagents.notebook.rendering import describe_error
 from miniagents.notebook.tree_export import MermaidDiagram, tree_html, tree_mermaid, tree_text
@@ -93,18 +93,6 @@ class CallRecord:
         }
 
 
-class _Roots:
-    __slots__ = ("ids",)
-
-    id = "roots"
-
-    def __init__(self) -> None:
-        self.ids: list[str] = []
-
-    def take_events(self) -> list[list[Any]]:
-        return [["roots", "roots", list(self.ids)]]
-
-
 class MessageTree(LiveWidget):
     """
     The tree of agent calls made in `context` (default: the current one, e.g. the notebook's) from now
@@ -118,7 +106,7 @@ class MessageTree(LiveWidget):
         super().__init__(**kwargs)
         self.context = context if context is not None else MiniAgents.get_current()
         self._calls: dict[int, CallRecord] = {}  # by id() of the AgentCall (the record keeps it alive)
-        self._roots = _Roots()
+        self._roots = IdList("roots")
         self._following = 0  # sequences (inputs, replies) still being read
         self._attached = True
         _observers_of(self.context).add(self)

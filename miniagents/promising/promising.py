@@ -141,9 +141,15 @@ class PromisingContext:
             pending = [task for task in self._internal_tasks if task is not current and not task.done()]
             if not pending:
                 return
-            for task in pending:
+            started = [task for task in pending if not _not_started(task)]
+            for task in started:
                 task.cancel()
-            await asyncio.wait(pending)
+            if started:
+                await asyncio.wait(started)
+            else:
+                # a task cancelled before its first step never runs its body (nor its cleanup): let the
+                # not-yet-started ones reach their first await, then cancel them
+                await asyncio.sleep(0)
 
     # ------------------------------------------------------------------ tasks
 
@@ -208,6 +214,11 @@ class PromisingContext:
             for handler in context._resolved_handlers:
                 self.start_asap(handler(promise, result), log_level_for_errors=self.log_level_for_errors)
             context = context.parent
+
+
+def _not_started(task: asyncio.Task[Any]) -> bool:
+    frame = getattr(task.get_coro(), "cr_frame", None)
+    return frame is not None and frame.f_lasti < 0
 
 
 def _as_handler_list(handlers: Callable[..., Any] | Iterable[Callable[..., Any]]) -> list[Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
@@ -20,6 +21,23 @@ API_KEY = "sk-test-9f3c1e7a-not-a-real-key"
 async def within(awaitable: Awaitable[T], seconds: float = 10.0) -> T:
     """Fail instead of hanging."""
     return await asyncio.wait_for(awaitable, seconds)
+
+
+async def assert_no_task_left() -> None:
+    """
+    No task is left but the current one.
+
+    Async generators that the SDKs drop unclosed (openai's `AsyncStream._iter_events` after `[DONE]`) are
+    closed by asyncio itself, in `aclose()` tasks started whenever the garbage collector reaches them.
+    Those are not ours: collect them now and let them finish; any other task fails the check.
+    """
+    gc.collect()
+    await asyncio.sleep(0)
+    left = asyncio.all_tasks() - {asyncio.current_task()}
+    finalizers = {task for task in left if type(task.get_coro()).__name__ == "async_generator_athrow"}
+    assert left == finalizers, left - finalizers
+    if finalizers:
+        await within(asyncio.gather(*finalizers, return_exceptions=True))
 
 
 class SDKClients:

@@ -1,10 +1,10 @@
 """
-What every LLM agent shares: role-typed messages, the request it sends, and the agent skeleton.
+What every LLM agent shares: role-typed messages, the agent skeleton and the create_* plumbing.
 
 The skeleton is where the opt-in extras hook in, the same way for every provider: a call is first
 turned into an `LLMRequest` (model + messages + parameters in the provider's own shape); the response
-cache may answer it from a recording, otherwise the provider streams the tokens; the call log gets the
-request and the outcome either way.
+cache (`llm_cache`) may answer it from a recording, otherwise the provider streams the tokens; the
+call log (`llm_log`) gets the request and the outcome either way.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import inspect
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, ClassVar
 
 from miniagents.ext.llm.llm_cache import LLMResponseCache
@@ -81,7 +81,7 @@ class LLMAgent:
         model: str,
         stream: bool | None = None,
         reply_metadata: dict[str, Any] | None = None,
-        system: str | None = None,
+        system: str | Sequence[Any] | None = None,
         response_cache: LLMResponseCache | None = None,
         llm_logger: LLMLogFolder | None = None,
         **provider_kwargs: Any,
@@ -212,6 +212,7 @@ def create_llm_agent(
     override it (`reply_metadata` is merged). `agent_objects` (SDK client, cache, logger) are passed to
     the agent class as they are: they are not data, so they are never bound as function kwargs.
     """
+    defaults = dict(defaults)
     options = {name: defaults.pop(name) for name in list(defaults) if name in _MINIAGENT_OPTIONS}
     options.setdefault("description", description)
     default_reply_metadata = dict(reply_metadata or {})

@@ -89,9 +89,12 @@ def redact_secrets(value: Any) -> Any:
     return value
 
 
+_MIN_SECRET_LENGTH = 8  # shorter "keys" (local servers take any) are not secrets, and would garble the text
+
+
 def scrub_secrets(text: str, secrets: Iterable[str]) -> str:
-    """`text` with every occurrence of each (non-empty) secret replaced by `***`."""
+    """`text` with every occurrence of each secret (8 characters or more) replaced by `***`."""
     for secret in secrets:
-        if secret:
+        if secret and len(secret) >= _MIN_SECRET_LENGTH:
             text = text.replace(secret, "***")
     return text

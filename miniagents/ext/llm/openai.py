@@ -55,7 +55,9 @@ def create_openai_agent(
     Call-time kwargs (defaults may be given here too): `model` (default `gpt-4o-mini`), `stream`
     (default: the context's `stream_llm_tokens_by_default`), `system` (a system prompt put first),
     `reply_metadata`, and any Chat Completions parameter (`temperature`, `max_tokens`, `tools`...),
-    passed through. `response_cache` records / replays responses (default: `MINIAGENTS_LLM_CACHE_DIR`),
+    passed through; parameters the installed SDK does not know go in `extra_body`. Streamed calls ask
+    for usage with `stream_options={"include_usage": True}` unless `stream_options` is given (None:
+    none is sent). `response_cache` records / replays responses (default: `MINIAGENTS_LLM_CACHE_DIR`),
     `llm_logger` writes each call as markdown (default: `MINIAGENTS_LLM_LOG_DIR`).
 
     Raises ImportError (naming the extra to install) when no client is given and `openai` is missing.
@@ -138,7 +140,8 @@ def openai_chat_message(message: Message) -> dict[str, Any]:
 async def _astream_completion(client: Any, payload: dict[str, Any], response: dict[str, Any]) -> AsyncIterator[str]:
     """Stream a chat completion: yield the text of choice 0, then put the whole completion in `response`."""
     request = {**payload, "stream": True}
-    request.setdefault("stream_options", {"include_usage": True})
+    if request.setdefault("stream_options", {"include_usage": True}) is None:
+        del request["stream_options"]  # for servers that reject the option
     create = client.chat.completions.create
     stream = await create(**sdk_call_kwargs(create, request))
     completion = _CompletionAssembler()

@@ -1,0 +1,51 @@
+"""Reading HTML the way a browser would (tags and attributes that would be live), for the safety tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+
+
+@dataclass
+class LiveMarkup:
+    """The elements and attributes an HTML string would create in a page."""
+
+    tags: list[str] = field(default_factory=list)
+    attributes: list[tuple[str, str, str]] = field(default_factory=list)  # (tag, name, value)
+
+    @property
+    def event_handlers(self) -> list[tuple[str, str, str]]:
+        return [attribute for attribute in self.attributes if attribute[1].startswith("on")]
+
+    @property
+    def urls(self) -> list[str]:
+        return [value for _, name, value in self.attributes if name in ("href", "src", "action", "formaction")]
+
+
+class _Collector(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.markup = LiveMarkup()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.markup.tags.append(tag)
+        self.markup.attributes.extend((tag, name.lower(), value or "") for name, value in attrs)
+
+
+def live_markup(html: str) -> LiveMarkup:
+    """Parse `html` and list what would be live in the page."""
+    collector = _Collector()
+    collector.feed(html)
+    collector.close()
+    return collector.markup
+
+
+def assert_inert(html: str) -> None:
+    """No script, no embedded content, no event handler attribute, no URL other than http(s)/mailto/relative."""
+    markup = live_markup(html)
+    dangerous = {"script", "img", "iframe", "object", "embed", "svg", "math", "style", "link", "meta", "base", "form"}
+    assert not dangerous.intersection(markup.tags), markup.tags
+    assert not markup.event_handlers, markup.event_handlers
+    for url in markup.urls:
+        scheme = url.split(":", 1)[0].strip().lower() if ":" in url.split("/", 1)[0] else ""
+        assert scheme in ("", "http", "https", "mailto"), url

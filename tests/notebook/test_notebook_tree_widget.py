@@ -1,0 +1,225 @@
+"""The live tree of agent calls (SPEC 5.3): structure, statuses, messages, static exports, coalescing."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from html_inspection import assert_inert
+from kernel_session import KernelSession
+
+from miniagents import InteractionContext, MiniAgents, miniagent
+from miniagents.ext.llm.offline import create_offline_agent
+from miniagents.notebook import MessageTree
+from miniagents.notebook.tree_widget import CallRecord
+
+TIMEOUT = 10
+
+
+def _agents():
+    llm = create_offline_agent(lambda messages: f"re: {messages[-1]}")
+
+    @miniagent
+    async def worker(ctx: InteractionContext, n: int) -> None:
+        if n == 2:
+            raise ValueError('worker 2 <img src=x onerror="alert(1)"> broke')
+        ctx.reply(llm.inquire(ctx.messages))
+
+    @miniagent
+    async def boss(ctx: InteractionContext) -> None:
+        ctx.reply([worker.inquire(f"task {n}", n=n) for n in range(3)])
+
+    return llm, worker, boss
+
+
+async def _run_boss(tree: MessageTree) -> None:
+    _, _, boss = _agents()
+    with pytest.raises(ValueError, match="worker 2"):
+        await asyncio.wait_for(boss.inquire("go").aresolve_messages(), TIMEOUT)
+    await asyncio.wait_for(tree.aquiet(), TIMEOUT)
+
+
+def _by_agent(tree: MessageTree, alias: str) -> list[CallRecord]:
+    return [record for record in tree.calls if record.agent == alias]
+
+
+async def test_tree_nests_calls_under_their_caller_with_status_and_error() -> None:
+    async with MiniAgents():
+        tree = MessageTree()
+        await _run_boss(tree)
+
+        state = tree.state
+        (boss,) = _by_agent(tree, "BOSS")
+        workers = _by_agent(tree, "WORKER")
+        assert state["roots"] == [boss.id]
+        assert state["calls"][boss.id]["children"] == [w.id for w in workers]
+        assert [state["calls"][w.id]["status"] for w in workers] == ["finished", "finished", "failed"]
+        assert state["calls"][workers[2].id]["error"].startswith("ValueError: worker 2 <img")
+        assert [state["calls"][w.id]["kwargs"] for w in workers] == [{"n": 0}, {"n": 1}, {"n": 2}]
+        llm_calls = [state["calls"][c] for w in workers for c in state["calls"][w.id]["children"]]
+        assert [call["agent"] for call in llm_calls] == ["OFFLINE_LLM", "OFFLINE_LLM"]
+        assert all(isinstance(call["duration"], float) for call in state["calls"].values())
+        assert state["live"] is False
+
+
+async def test_tree_shows_inputs_and_replies_with_hash_keys_metadata_and_tokens() -> None:
+    async with MiniAgents():
+        tree = MessageTree()
+        llm = create_offline_agent(lambda messages: "four little word tokens")
+        message = (await llm.inquire("question").aresolve_messages())[0]
+        await asyncio.wait_for(tree.aquiet(), TIMEOUT)
+
+        state = tree.state
+        (call,) = state["calls"].values()
+        (input_id,), (reply_id,) = call["inputs"], call["replies"]
+        reply = state["messages"][reply_id]
+        assert state["messages"][input_id]["text"] == "question"
+        assert reply["text"] == "four little word tokens"
+        assert reply["tokens"] == 4
+        assert reply["hash_key"] == message.hash_key
+        assert reply["metadata"]["model"] == "offline-stand-in"
+        assert reply["metadata"]["usage"] == {"input_tokens": 1, "output_tokens": 4}
+        assert reply["sender"] == "OFFLINE_LLM"
+
+
+async def test_tree_is_live_while_calls_run() -> None:
+    async with MiniAgents():
+        tree = MessageTree()
+        started, release = asyncio.Event(), asyncio.Event()
+
+        @miniagent
+        async def waiter(ctx: InteractionContext) -> None:
+            ctx.reply("started")
+            started.set()
+            await release.wait()
+
+        replies = waiter.inquire()
+        await asyncio.wait_for(started.wait(), TIMEOUT)
+        (record,) = tree.calls
+        assert record.status == "running"
+        assert tree._snapshot()["live"] is True
+
+        release.set()
+        await replies.aresolve_messages()
+        await asyncio.wait_for(tree.aquiet(), TIMEOUT)
+        assert tree.state["calls"][record.id]["status"] == "finished"
+
+
+async def test_tree_never_finishes_the_input_of_a_call_still_being_sent() -> None:
+    async with MiniAgents():
+        tree = MessageTree()
+
+        @miniagent
+        async def collector(ctx: InteractionContext) -> None:
+            ctx.reply(" + ".join([str(m) for m in await ctx.messages.aresolve_messages()]))
+
+        call = collector.initiate_inquiry().send_message("a")
+        for _ in range(5):  # loop iterations in which the tree observes the running call
+            await asyncio.sleep(0)
+        assert tree.calls[0].observed
+        call.send_message("b")
+        replies = await asyncio.wait_for(call.reply_sequence().aresolve_messages(), TIMEOUT)
+
+        assert [str(m) for m in replies] == ["a + b"]
+        await asyncio.wait_for(tree.aquiet(), TIMEOUT)
+        assert len(tree.state["calls"]["c1"]["inputs"]) == 2
+
+
+async def test_tree_does_not_start_lazy_calls() -> None:
+    async with MiniAgents(start_everything_asap_by_default=False):
+        tree = MessageTree()
+        started = []
+
+        @miniagent
+        async def lazy(ctx: InteractionContext) -> None:
+            started.append(True)
+            ctx.reply("late")
+
+        replies = lazy.inquire()
+        for _ in range(5):  # loop iterations in which an eager call would have started
+            await asyncio.sleep(0)
+        assert started == []
+        assert tree.calls[0].status == "pending"
+
+        assert [str(m) for m in await replies.aresolve_messages()] == ["late"]
+        await asyncio.wait_for(tree.aquiet(), TIMEOUT)
+        assert tree.state["calls"]["c1"]["status"] == "finished"
+
+
+async def test_detached_tree_takes_no_new_calls() -> None:
+    async with MiniAgents():
+        tree = MessageTree()
+        llm = create_offline_agent()
+        await llm.inquire("one").aresolve_messages()
+        tree.detach()
+        await llm.inquire("two").aresolve_messages()
+
+        assert len(tree.calls) == 1
+
+
+async def test_static_exports_are_deterministic_and_inert() -> None:
+    async with MiniAgents():
+        tree = MessageTree()
+        await _run_boss(tree)
+
+        text = tree.to_text()
+        assert text.splitlines()[0] == "BOSS [finished] in: 1, replies: 3, tokens: 6"
+        assert "  WORKER [failed: ValueError: worker 2" in text
+        mermaid = str(tree.to_mermaid())
+        assert mermaid.startswith('flowchart TD\n    c1["BOSS · finished · 6 tokens"]')
+        assert "c1 --> c2" in mermaid and "class c4 failed" in mermaid
+        html = tree.to_html()
+        assert_inert(html)
+        assert 'class="miniagents-call" data-agent="WORKER" data-status="failed"' in html
+        assert "worker 2 &lt;img src=x onerror=&quot;alert(1)&quot;&gt; broke" in html
+        data, _ = tree._repr_mimebundle_()
+        assert data["text/plain"] == text and data["text/vnd.mermaid"] == mermaid
+        assert repr(tree) == "<MessageTree: 6 call(s), 1 failed, idle>"
+
+
+def test_mermaid_labels_escape_what_mermaid_would_parse() -> None:
+    from miniagents.notebook.tree_export import _mermaid_label
+
+    assert _mermaid_label('A "quoted" <b>') == "A #quot;quoted#quot; #lt;b#gt;"
+
+
+@pytest.mark.timeout(120)
+def test_tree_of_a_parallel_run_is_coalesced_and_ends_complete(kernel_session: KernelSession) -> None:
+    kernel_session.run(
+        """
+import asyncio
+import miniagents.notebook
+from miniagents import miniagent
+from miniagents.ext.llm.offline import create_offline_agent
+miniagents.notebook.activate()
+llm = create_offline_agent(lambda messages: ' token' * 2000, token_delay=0)
+
+@miniagent
+async def fan_out(ctx):
+    ctx.reply([llm.inquire(f'part {i}') for i in range(20)])
+"""
+    )
+    shown = kernel_session.run("tree = miniagents.notebook.show_tree()\ntree").results
+    assert len(shown) == 1  # shown once, although it is also the value of the cell
+    model_id = shown[0]["application/vnd.jupyter.widget-view+json"]["model_id"]
+    cell = kernel_session.run("replies = fan_out.inquire()")
+    final = kernel_session.wait_for(
+        lambda m: (
+            m.msg_type == "comm_msg"
+            and m.content.get("comm_id") == model_id
+            and m.content["data"].get("method") == "update"
+            and not m.content["data"]["state"]["state"].get("live", True)
+            and len(m.content["data"]["state"]["state"]["calls"]) == 21
+        ),
+        timeout=100,
+    )
+
+    messages = [m for m in kernel_session.comm_messages(model_id) if m.received_at >= cell.started_at]
+    duration = final.received_at - cell.started_at
+    state = final.content["data"]["state"]["state"]
+    print(f"\ntree of 21 calls, 40k tokens: {len(messages)} comm messages in {duration:.2f} s")
+    assert len(messages) <= 30 * duration + 2
+    assert [call["status"] for call in state["calls"].values()] == ["finished"] * 21
+    replies = [state["messages"][r] for r in state["calls"]["c1"]["replies"]]
+    assert [reply["tokens"] for reply in replies] == [2000] * 20
+    assert all(reply["text"] == " token" * 2000 for reply in replies)
