@@ -11,6 +11,8 @@ widget's. Static forms (text, HTML, Mermaid) are in `tree_export`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
 import weakref
 from typing import Any
 
@@ -27,7 +29,19 @@ from miniagents.promising.ext.frozen import Frozen
 class CallRecord:
     """One agent call as the tree shows it; `changed` holds the fields the front end has not seen."""
 
-    __slots__ = ("call", "changed", "children", "error", "id", "inputs", "observed", "parent_id", "replies", "status")
+    __slots__ = (
+        "call",
+        "changed",
+        "children",
+        "error",
+        "id",
+        "inputs",
+        "observed",
+        "parent_id",
+        "replies",
+        "replies_done_at",
+        "status",
+    )
 
     def __init__(self, record_id: str, call: AgentCall, parent_id: str | None) -> None:
         self.id = record_id
@@ -39,6 +53,9 @@ class CallRecord:
         self.status = call.status
         self.error: str | None = None
         self.observed = False
+        # an agent function may return while its replies still stream (an LLM call does exactly that):
+        # the call shows as running until every reply has resolved
+        self.replies_done_at: float | None = None
         self.changed: dict[str, Any] = {
             "agent": call.agent.alias,
             "parent": parent_id,
@@ -52,19 +69,23 @@ class CallRecord:
 
     @property
     def duration(self) -> float | None:
-        """Seconds the agent function ran, once it has finished."""
+        """Seconds from the start of the agent function until it and all its replies were done."""
         started, finished = self.call.started_at, self.call.finished_at
-        return None if started is None or finished is None else round(finished - started, 3)
+        if started is None or finished is None:
+            return None
+        return round(max(finished, self.replies_done_at or finished) - started, 3)
 
     def refresh_status(self) -> None:
         status = self.call.status
+        if status == "finished" and self.replies_done_at is None:
+            status = "running"  # replies still streaming
         if status != self.status:
             self.status = status
             self.changed["status"] = status
         if self.call.error is not None and self.error is None:
             self.error = describe_error(self.call.error)
             self.changed["error"] = self.error
-        if self.call.finished_at is not None:
+        if self.call.finished_at is not None and self.status != "running":
             self.changed["duration"] = self.duration
 
     def append(self, part: str, record_id: str) -> None:
@@ -162,15 +183,24 @@ class MessageTree(LiveWidget):
         self._start(self._afollow(record, "replies", _core_access.reply_sequence_of(record.call)))
 
     async def _afollow(self, record: CallRecord, part: str, sequence: MessageSequencePromise) -> None:
+        message_promises = []
         try:
             async for piece in apieces(sequence):
                 if isinstance(piece, MessagePromise):
+                    message_promises.append(piece)
                     message_record, _ = self._record_for(piece)
                     record.append(part, message_record.id)
                 elif part == "inputs" or piece is not record.call.error:  # the call's own error shows on it
                     record.append(part, self._error_record(piece).id)
                 self._mark_changed(record)
+            if part == "replies":
+                for message_promise in message_promises:
+                    with contextlib.suppress(Exception):  # a failed reply shows as an error record already
+                        await message_promise
         finally:
+            if part == "replies":
+                record.replies_done_at = time.perf_counter()
+                record.refresh_status()
             self._following -= 1
             self._mark_changed(record)
 

@@ -223,3 +223,36 @@ async def fan_out(ctx):
     replies = [state["messages"][r] for r in state["calls"]["c1"]["replies"]]
     assert [reply["tokens"] for reply in replies] == [2000] * 20
     assert all(reply["text"] == " token" * 2000 for reply in replies)
+
+
+async def test_call_shows_running_while_its_replies_stream_after_function_returned() -> None:
+    gate = asyncio.Event()
+
+    async def tokens(_: dict) -> object:
+        yield "first "
+        await gate.wait()
+        yield "last"
+
+    @miniagent
+    async def streamer(ctx: InteractionContext) -> None:
+        from miniagents import Message
+
+        ctx.reply(Message.promise(message_token_streamer=tokens))  # returns while the reply streams
+
+    async with MiniAgents():
+        tree = MessageTree()
+        replies = streamer.inquire()
+        (record,) = _by_agent(tree, "STREAMER")
+        first_token = await asyncio.wait_for(
+            anext(aiter(await asyncio.wait_for(anext(aiter(replies)), TIMEOUT))), TIMEOUT
+        )
+        assert first_token == "first "
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert record.call.status == "finished"  # the agent function is done...
+        assert record.status == "running"  # ...but its reply is still streaming
+        gate.set()
+        await asyncio.wait_for(replies.aresolve_messages(), TIMEOUT)
+        await asyncio.wait_for(tree.aquiet(), TIMEOUT)
+        assert record.status == "finished"
+        assert tree.state["calls"][record.id]["status"] == "finished"
