@@ -525,11 +525,10 @@ class AgentCall:
         try:
             if self._cancel_requested:
                 raise asyncio.CancelledError
-            running = agent._func(
-                InteractionContext(agent, self._input_promise, replies),
-                **agent._partial_kwargs,
-                **self._function_kwargs,
-            )
+            kwargs = self._function_kwargs
+            if agent._partial_kwargs:  # call-time kwargs override the ones bound to the agent
+                kwargs = {**agent._partial_kwargs, **kwargs}
+            running = agent._func(InteractionContext(agent, self._input_promise, replies), **kwargs)
             if agent.call_timeout is None:
                 await running
             else:

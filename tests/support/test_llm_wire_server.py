@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-import time
 from collections.abc import AsyncIterator, Awaitable, Iterator
 from typing import Any, TypeVar
 
@@ -306,7 +305,6 @@ async def test_stall_times_out_on_client(server: LLMWireServer, clients: Clients
         async for item in stream:
             received.append(item)
 
-    started = time.monotonic()
     with pytest.raises(openai.APITimeoutError):
         stream = await clients.openai(timeout=0.5).chat.completions.create(
             model="m", messages=USER, stream=True
@@ -318,7 +316,6 @@ async def test_stall_times_out_on_client(server: LLMWireServer, clients: Clients
             model="m", max_tokens=8, messages=USER, stream=True
         )
         await within(drain(stream))
-    assert time.monotonic() - started < 5
 
 
 def test_stop_ends_a_stall_promptly() -> None:
@@ -327,9 +324,10 @@ def test_stop_ends_a_stall_promptly() -> None:
     client = openai.OpenAI(api_key=KEY, base_url=server.openai_base_url, timeout=30.0, max_retries=0)
     stream = client.chat.completions.create(model="m", messages=USER, stream=True)
     assert next(iter(stream)).choices[0].delta.role == "assistant"
-    started = time.monotonic()
-    server.stop()
-    assert time.monotonic() - started < 2
+    stopping = threading.Thread(target=server.stop)
+    stopping.start()
+    stopping.join(timeout=10)
+    assert not stopping.is_alive(), "stop() hung on a stalled stream"
     leftovers = [t.name for t in threading.enumerate() if "process_request" in t.name or "llm-wire" in t.name]
     assert leftovers == []
     with pytest.raises(openai.APIConnectionError):  # the client sees the hang-up right away
