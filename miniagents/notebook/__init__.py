@@ -28,6 +28,7 @@ from miniagents.notebook.chat import (
 )
 from miniagents.notebook.rendering import is_safe_url, render_markdown
 from miniagents.notebook.run_scope import RunScope
+from miniagents.notebook.stored_run import StoredRunTree
 from miniagents.notebook.stream_widget import MessageStreamWidget
 from miniagents.notebook.tree_export import MermaidDiagram
 from miniagents.notebook.tree_widget import MessageTree, show_tree
@@ -40,6 +41,7 @@ __all__ = [
     "MessageTree",
     "NotebookUserAgent",
     "RunScope",
+    "StoredRunTree",
     "activate",
     "active_context",
     "chat",
