@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterator, Iterator
 
 import anthropic
 import pytest
-import pytest_asyncio
 
 from miniagents import Message, MiniAgents
 from miniagents.ext.llm import AssistantMessage, SystemMessage, UserMessage
@@ -38,19 +36,6 @@ WEATHER_TOOL = {
     "name": "get_weather",
     "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}},
 }
-
-
-@pytest.fixture
-def server() -> Iterator[LLMWireServer]:
-    with LLMWireServer() as srv:
-        yield srv
-
-
-@pytest_asyncio.fixture
-async def clients(server: LLMWireServer) -> AsyncIterator[SDKClients]:
-    made = SDKClients(server)
-    yield made
-    await made.aclose()
 
 
 @pytest.mark.parametrize("stream", [True, False])

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import subprocess
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-import pytest_asyncio
 
 from miniagents import MiniAgents
 from miniagents.ext.llm import LLMLogFolder, LLMResponseCache, SystemMessage
@@ -16,19 +14,6 @@ from miniagents.ext.llm.offline import create_offline_agent
 from miniagents.ext.llm.openai import create_openai_agent
 from tests.support.llm_agent_testing import API_KEY, SDKClients, aread_replies, asingle_reply, within
 from tests.support.llm_wire_server import Fault, LLMWireServer, Reply
-
-
-@pytest.fixture
-def server() -> Iterator[LLMWireServer]:
-    with LLMWireServer() as srv:
-        yield srv
-
-
-@pytest_asyncio.fixture
-async def clients(server: LLMWireServer) -> AsyncIterator[SDKClients]:
-    made = SDKClients(server)
-    yield made
-    await made.aclose()
 
 
 def logged_files(folder: Path) -> list[str]:

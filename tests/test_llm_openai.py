@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import AsyncIterator, Iterator
 
 import openai
 import pytest
-import pytest_asyncio
 
 from miniagents import Message, MiniAgents
 from miniagents.ext.llm import SystemMessage, UserMessage
@@ -28,19 +26,6 @@ WEATHER_TOOL = {
     "type": "function",
     "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}},
 }
-
-
-@pytest.fixture
-def server() -> Iterator[LLMWireServer]:
-    with LLMWireServer() as srv:
-        yield srv
-
-
-@pytest_asyncio.fixture
-async def clients(server: LLMWireServer) -> AsyncIterator[SDKClients]:
-    made = SDKClients(server)
-    yield made
-    await made.aclose()
 
 
 @pytest.mark.parametrize("stream", [True, False])

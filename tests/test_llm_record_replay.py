@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-import pytest_asyncio
 
 from miniagents import Frozen, Message, MiniAgent, MiniAgents
 from miniagents.ext.llm import LLMCacheMissError, LLMResponseCache
@@ -24,19 +23,6 @@ SCRIPT = [
     Reply(tokens=["One", " you can", " read", " piece", " by piece."], tool_calls=[ToolCall("lookup", {"q": "x"})]),
     Reply(tokens=["You", "'re welcome", "!"]),
 ]
-
-
-@pytest.fixture
-def server() -> Iterator[LLMWireServer]:
-    with LLMWireServer() as srv:
-        yield srv
-
-
-@pytest_asyncio.fixture
-async def clients(server: LLMWireServer) -> AsyncIterator[SDKClients]:
-    made = SDKClients(server)
-    yield made
-    await made.aclose()
 
 
 async def aconverse(agent: MiniAgent, turns: tuple[str, ...] = TURNS) -> tuple[list[Message], list[list[str]]]:

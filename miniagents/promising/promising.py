@@ -411,8 +411,7 @@ class StreamedPromise(Promise[WHOLE], Generic[PIECE, WHOLE]):
                     if self._waiters:
                         self._wake_waiters()
             except asyncio.CancelledError:
-                self._feed(PromiseCancelledError(f"{type(self).__name__} was cancelled before its stream finished"))
-                self._end_stream()
+                self._end_stream_cancelled()
                 raise
             except BaseException as exc:
                 self._feed(exc)
@@ -435,8 +434,7 @@ class StreamedPromise(Promise[WHOLE], Generic[PIECE, WHOLE]):
             except StopAsyncIteration:
                 self._end_stream()
             except asyncio.CancelledError:  # only the context cancels this task
-                self._feed(PromiseCancelledError(f"{type(self).__name__} was cancelled before its stream finished"))
-                self._end_stream()
+                self._end_stream_cancelled()
                 raise
             except BaseException as exc:
                 self._feed(exc)
@@ -465,6 +463,10 @@ class StreamedPromise(Promise[WHOLE], Generic[PIECE, WHOLE]):
             self._demand_hook = None  # drop references to the producer (often a cycle back to us)
             if self._waiters:
                 self._wake_waiters()
+
+    def _end_stream_cancelled(self) -> None:
+        self._feed(PromiseCancelledError(f"{type(self).__name__} was cancelled before its stream finished"))
+        self._end_stream()
 
     def _wake_waiters(self) -> None:
         _wake(self, "_waiters")
