@@ -214,7 +214,7 @@ class MessagePromise(StreamedPromise[str, Message]):
                 if isinstance(piece, BaseException):
                     raise piece from None
             raise
-        return self._message_class(text=text, **self._metadata_so_far)
+        return self._message_class(**{**self._metadata_so_far, "text": text})  # the streamed tokens are the text
 
     def __repr__(self) -> str:
         if self._result is not NO_VALUE:

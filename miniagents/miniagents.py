@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
 import inspect
 import signal
 import threading
@@ -82,9 +83,14 @@ class MiniAgents(PromisingContext):
         return self._run_in_worker_thread(awaitable)
 
     def _run_in_worker_thread(self, awaitable: Awaitable[T]) -> T:
-        """Run on a private event loop in a worker thread; an interrupt here cancels the run there."""
+        """
+        Run on a private event loop in a worker thread; an interrupt here cancels the run there. The run
+        starts from an empty contextvars context: it is independent of any context active in the caller
+        (whose handlers and widgets live on the caller's loop and must not be driven from another one).
+        """
+        _refuse_promise_of_running_loop(awaitable)
         loop = asyncio.new_event_loop()
-        main_task: asyncio.Task[T] = loop.create_task(self.arun(awaitable))
+        main_task: asyncio.Task[T] = contextvars.Context().run(loop.create_task, self.arun(awaitable))
         outcome: concurrent.futures.Future[T] = concurrent.futures.Future()
 
         def worker() -> None:
@@ -292,6 +298,7 @@ class MiniAgent:
             if normalize_spaces_in_docstring:
                 description = " ".join(description.split())
         self.alias = alias
+        self._description_template = description  # forks with another alias fill `{AGENT_ALIAS}` anew
         self.description = description.replace("{AGENT_ALIAS}", alias)
         self.interaction_metadata = Frozen(**(interaction_metadata or {}))
         if call_timeout is not None and not call_timeout > 0:
@@ -322,7 +329,7 @@ class MiniAgent:
         return MiniAgent(
             self._func,
             alias=alias or self.alias,
-            description=description if description is not None else self.description,
+            description=description if description is not None else self._description_template,
             interaction_metadata=dict(self.interaction_metadata.frozen_fields_and_values()),
             call_timeout=self.call_timeout if call_timeout is DEFAULT else call_timeout,
             **{**self._partial_kwargs, **partial_kwargs},
@@ -608,6 +615,24 @@ async def _aresolved_messages(sequence: MessageSequencePromise) -> tuple[Message
             except Exception:
                 continue
     return tuple(messages)
+
+
+def _refuse_promise_of_running_loop(awaitable: Awaitable[Any]) -> None:
+    """
+    `run()` inside a running loop runs on another loop while the caller's loop is blocked: a promise made
+    on the caller's loop could never be fed there, so waiting for it would hang. Refuse it clearly.
+    """
+    owner = getattr(getattr(awaitable, "cr_frame", None), "f_locals", {}).get("self")
+    promise = awaitable if isinstance(awaitable, Promise) else owner if isinstance(owner, Promise) else None
+    if promise is not None:
+        if inspect.iscoroutine(awaitable):
+            awaitable.close()  # never awaited: close it so no warning follows
+        raise RuntimeError(
+            f"MiniAgents().run() was given a {type(promise).__name__} made on the event loop that is already running "
+            "here (e.g. a notebook's): run() executes on its own loop in a worker thread, where that promise could "
+            "never complete. `await` it directly instead, or pass run() a coroutine that makes its own agent calls "
+            "(`MiniAgents().run(main())`)."
+        )
 
 
 def _attach_agent_trace(exc: BaseException, call: AgentCall) -> None:

@@ -33,7 +33,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 # The usage examples of the two seed READMEs, copied verbatim.
 
-SEED_CONVERSATION_EXAMPLE = '''\
+SEED_CONVERSATION_EXAMPLE = """\
 from miniagents.ext.chat_history_md import ChatHistoryMD
 from miniagents.ext.console_user_agent import create_console_user_agent
 from miniagents.ext.llm.openai import create_openai_agent
@@ -52,9 +52,9 @@ async def amain() -> None:
 
 if __name__ == "__main__":
     MiniAgents().run(amain())
-'''
+"""
 
-SEED_AGENTS_EXAMPLE = '''\
+SEED_AGENTS_EXAMPLE = """\
 from miniagents import miniagent, MiniAgents, InteractionContext
 
 @miniagent
@@ -72,7 +72,7 @@ async def main():
         print(await agent2_replies.aresolve_messages())
 
 asyncio.run(main())
-'''
+"""
 
 
 async def within(awaitable: Any, seconds: float = TIMEOUT) -> Any:
@@ -111,7 +111,9 @@ def test_seed_agents_example_prints_exactly_what_the_seed_shows() -> None:
     stdout = io.StringIO()
     with contextlib.redirect_stdout(stdout):
         # the seed's snippet uses asyncio without importing it; everything else runs as written
-        exec(compile(SEED_AGENTS_EXAMPLE, "seed_agents_example.py", "exec"), {"__name__": "__main__", "asyncio": asyncio})
+        exec(
+            compile(SEED_AGENTS_EXAMPLE, "seed_agents_example.py", "exec"), {"__name__": "__main__", "asyncio": asyncio}
+        )
     assert stdout.getvalue() == "(Message(text='Agent 2 received: Hello from Agent 1!'),)\n"
 
 
@@ -139,7 +141,12 @@ def test_seed_conversation_example_chats_with_openai_until_ctrl_c(tmp_path: Path
         }
         transcript = io.StringIO()
         child = pexpect.spawn(
-            sys.executable, [str(script)], cwd=str(tmp_path), env=env, encoding="utf-8", timeout=20,
+            sys.executable,
+            [str(script)],
+            cwd=str(tmp_path),
+            env=env,
+            encoding="utf-8",
+            timeout=20,
             dimensions=(40, 200),
         )
         child.logfile_read = transcript
@@ -168,8 +175,15 @@ def test_seed_conversation_example_chats_with_openai_until_ctrl_c(tmp_path: Path
 def test_core_names_import_from_package_root() -> None:
     import miniagents
 
-    names = ["miniagent", "MiniAgents", "InteractionContext", "Message", "MessagePromise",
-             "MessageSequencePromise", "MiniAgent"]
+    names = [
+        "miniagent",
+        "MiniAgents",
+        "InteractionContext",
+        "Message",
+        "MessagePromise",
+        "MessageSequencePromise",
+        "MiniAgent",
+    ]
     assert all(hasattr(miniagents, name) for name in names)
     assert isinstance(miniagent(_echo_function), MiniAgent)
 
@@ -198,7 +212,7 @@ async def test_run_works_inside_a_running_event_loop() -> None:
         ctx.reply("hello inside a loop")
 
     async def amain() -> list[str]:
-        return [m.text for m in await greeter.inquire().aresolve_messages()]
+        return await texts_of(greeter.inquire())
 
     assert MiniAgents().run(amain()) == ["hello inside a loop"]
 
@@ -533,6 +547,15 @@ def test_fork_keeps_alias_and_description_when_not_given() -> None:
     assert (forked.alias, forked.description) == ("ORIGINAL", "Original description.")
 
 
+def test_fork_with_new_alias_replaces_alias_placeholder_in_docstring_description() -> None:
+    @miniagent
+    async def original(ctx: InteractionContext) -> None:
+        """I am {AGENT_ALIAS}."""
+
+    assert original.description == "I am ORIGINAL."
+    assert original.fork(alias="RENAMED").description == "I am RENAMED."
+
+
 # ============================================================================ inquire
 
 
@@ -637,6 +660,19 @@ async def test_initiate_inquiry_agent_streams_input_sent_later() -> None:
         await within(first_seen.wait())
         call.send_message("two")
         assert await texts_of(call.reply_sequence()) == ["read one", "read two"]
+
+
+async def test_send_message_after_reply_sequence_raises_clear_error() -> None:
+    @miniagent
+    async def listener(ctx: InteractionContext) -> None:
+        ctx.reply(ctx.messages)
+
+    async with MiniAgents():
+        call = listener.initiate_inquiry().send_message("on time")
+        replies = call.reply_sequence()
+        with pytest.raises(Exception, match="LISTENER"):
+            call.send_message("too late")
+        assert await texts_of(replies) == ["on time"]
 
 
 # ================================================================= InteractionContext
@@ -1003,6 +1039,22 @@ async def test_interaction_graph_call_node_records_alias_messages_and_kwargs() -
     assert node.mood == "happy"
 
 
+async def test_interaction_graph_leaves_out_non_serialisable_bound_kwargs(caplog: pytest.LogCaptureFixture) -> None:
+    @miniagent(client=object())
+    async def with_client(ctx: InteractionContext, client: Any, n: int = 0) -> None:
+        ctx.reply(f"n={n}")
+
+    async def run() -> None:
+        await texts_of(with_client.inquire("q", n=2))
+
+    caplog.set_level(logging.ERROR)
+    persisted = await _graph_of(run)
+    node = next(m for m in persisted if isinstance(m, AgentCallNode))
+    assert node.n == 2
+    assert "client" not in dict(node.frozen_fields_and_values())
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
 async def test_interaction_graph_reply_node_links_call_and_replies() -> None:
     @miniagent
     async def callee(ctx: InteractionContext) -> None:
@@ -1210,6 +1262,16 @@ def test_agents_are_defined_and_forked_without_context() -> None:
 
     forked = defined.fork(alias="FORKED", x=1)
     assert (defined.alias, forked.alias) == ("DEFINED", "FORKED")
+
+
+def test_llm_agents_are_created_at_module_level_without_context_or_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    from miniagents.ext.llm.anthropic import create_anthropic_agent
+    from miniagents.ext.llm.openai import create_openai_agent
+
+    openai_agent, anthropic_agent = create_openai_agent(), create_anthropic_agent()
+    assert (openai_agent.alias, anthropic_agent.alias) == ("OPENAI_AGENT", "ANTHROPIC_AGENT")
 
 
 def test_stream_appender_with_explicit_capture_errors_works_without_context() -> None:

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
@@ -17,6 +17,8 @@ from miniagents.promising.ext.frozen import Frozen
 from miniagents.promising.promising import Promise
 
 TIMEOUT = 5.0
+# Hypothesis without shrinking: if the implementation hangs, every shrink step would wait for a timeout.
+NO_SHRINK = (Phase.explicit, Phase.reuse, Phase.generate)
 NO_CONTEXT_HINT = "async with MiniAgents()"
 
 
@@ -184,9 +186,7 @@ async def test_other_agents_replies_are_flattened_in_order() -> None:
         ctx.reply([f"{name}-1", f"{name}-2"])
 
     async with MiniAgents():
-        texts = await replied_texts(
-            [two_replies.inquire(name="x"), "middle", two_replies.inquire(name="y")]
-        )
+        texts = await replied_texts([two_replies.inquire(name="x"), "middle", two_replies.inquire(name="y")])
     assert texts == ["x-1", "x-2", "middle", "y-1", "y-2"]
 
 
@@ -378,8 +378,18 @@ async def test_freezable_function_kwargs_are_accepted() -> None:
         received.append(kwargs)
 
     async with MiniAgents():
-        await within(configured.inquire(n=1, ratio=0.5, name="x", flag=True, nothing=None, items=[1, "a"],
-                                        nested={"k": [1]}, message=Message("m")))
+        await within(
+            configured.inquire(
+                n=1,
+                ratio=0.5,
+                name="x",
+                flag=True,
+                nothing=None,
+                items=[1, "a"],
+                nested={"k": [1]},
+                message=Message("m"),
+            )
+        )
     assert received[0]["n"] == 1
     assert received[0]["name"] == "x"
 
@@ -499,7 +509,7 @@ def build(tree: Any) -> Any:
     return replier.inquire(items)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, phases=NO_SHRINK, suppress_health_check=[HealthCheck.too_slow])
 @given(tree=_trees())
 def test_random_nested_structures_flatten_like_reference(tree: Any) -> None:
     async def flatten() -> list[str]:
@@ -507,10 +517,10 @@ def test_random_nested_structures_flatten_like_reference(tree: Any) -> None:
             messages = await within(MessageSequence.aresolve_messages(build(tree)))
         return [m.text for m in messages]
 
-    assert asyncio.run(flatten()) == reference_flatten(tree)
+    assert asyncio.run(within(flatten())) == reference_flatten(tree)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, deadline=None, phases=NO_SHRINK, suppress_health_check=[HealthCheck.too_slow])
 @given(tree=_agent_trees())
 def test_random_nested_replies_with_agent_calls_flatten_like_reference(tree: Any) -> None:
     async def flatten() -> list[str]:
@@ -518,10 +528,10 @@ def test_random_nested_replies_with_agent_calls_flatten_like_reference(tree: Any
             texts = await replied_texts(build(tree))
         return texts
 
-    assert asyncio.run(flatten()) == reference_flatten(tree)
+    assert asyncio.run(within(flatten())) == reference_flatten(tree)
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=30, deadline=None, phases=NO_SHRINK, suppress_health_check=[HealthCheck.too_slow])
 @given(tree=_agent_trees())
 def test_random_nested_replies_flatten_like_reference_without_start_asap(tree: Any) -> None:
     async def flatten() -> list[str]:
@@ -529,7 +539,7 @@ def test_random_nested_replies_flatten_like_reference_without_start_asap(tree: A
             texts = await replied_texts(build(tree))
         return texts
 
-    assert asyncio.run(flatten()) == reference_flatten(tree)
+    assert asyncio.run(within(flatten())) == reference_flatten(tree)
 
 
 async def test_message_promises_in_sequence_are_message_promise_instances() -> None:

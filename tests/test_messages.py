@@ -89,6 +89,11 @@ def test_repr_lists_non_default_fields_without_class() -> None:
     assert "class_" not in text
 
 
+def test_repr_of_message_subclass_omits_fields_left_at_their_defaults() -> None:
+    assert repr(ChatMessage("x")) == "ChatMessage(text='x')"
+    assert repr(ChatMessage("x", role="assistant")) == "ChatMessage(text='x', role='assistant')"
+
+
 def test_repr_of_tuple_of_messages_matches_seed_form() -> None:
     assert repr((Message(text="Agent 2 received: Hello from Agent 1!"),)) == (
         "(Message(text='Agent 2 received: Hello from Agent 1!'),)"
@@ -452,3 +457,14 @@ async def test_promise_resolving_to_message_is_a_plain_promise_too() -> None:
             return message
 
         assert await within(Promise(resolver=resolver)) is message
+
+
+async def test_streamed_tokens_are_the_text_when_preliminary_metadata_also_has_text() -> None:
+    from miniagents import MiniAgents
+
+    async def tokens(_: dict) -> object:
+        yield "final"
+
+    async with MiniAgents():
+        message = await Message.promise(message_token_streamer=tokens, text="preliminary", role="x")
+    assert (message.text, message.role) == ("final", "x")

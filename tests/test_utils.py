@@ -3,22 +3,31 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from miniagents import AWAIT, CLEAR, InteractionContext, Message, MessagePromise, MiniAgent, MiniAgents, miniagent
 from miniagents.utils import achain_loop, adialog_loop, join_messages, split_messages
 
 TIMEOUT = 5.0
+# Hypothesis without shrinking: if the implementation hangs, every shrink step would wait for a timeout.
+NO_SHRINK = (Phase.explicit, Phase.reuse, Phase.generate)
 
 
 async def within(awaitable: Any, seconds: float = TIMEOUT) -> Any:
     """Fail instead of hanging."""
     return await asyncio.wait_for(awaitable, seconds)
+
+
+async def within_same_task(awaitable: Any, seconds: float = TIMEOUT) -> Any:
+    """Fail instead of hanging, without moving the await into another task (KeyboardInterrupt would escape)."""
+    async with asyncio.timeout(seconds):
+        return await awaitable
 
 
 class LoopEnded(Exception):
@@ -228,7 +237,7 @@ def test_adialog_loop_ends_cleanly_when_agent_raises_keyboard_interrupt_in_scrip
 
     async def amain() -> str:
         try:
-            await adialog_loop(user, assistant)
+            await within_same_task(adialog_loop(user, assistant))
         except KeyboardInterrupt:
             return "ended cleanly"
         return "loop returned"
@@ -255,7 +264,7 @@ def test_adialog_loop_ends_cleanly_when_agent_replies_keyboard_interrupt_in_scri
 
     async def amain() -> str:
         try:
-            await adialog_loop(user, assistant)
+            await within_same_task(adialog_loop(user, assistant))
         except KeyboardInterrupt:
             return "ended cleanly"
         return "loop returned"
@@ -354,6 +363,17 @@ async def test_join_messages_of_agent_replies() -> None:
     assert joined.text == "one, two"
 
 
+async def test_join_messages_fails_when_one_message_fails() -> None:
+    async def broken(_: dict[str, Any]) -> AsyncIterator[str]:
+        yield "part"
+        raise LoopEnded("message broke")
+
+    async with MiniAgents():
+        joined = join_messages(["a", Message.promise(message_token_streamer=broken), "c"])
+        with pytest.raises(LoopEnded, match="message broke"):
+            await within(joined)
+
+
 async def _tokens(promise: MessagePromise) -> list[str]:
     return [token async for token in promise]
 
@@ -409,8 +429,31 @@ async def test_split_messages_streams_first_paragraph_before_text_ends() -> None
         assert [m.text for m in await within(paragraphs.aresolve_messages())] == ["first paragraph", "second"]
 
 
+async def test_split_messages_reads_several_messages_as_joined_by_delimiter() -> None:
+    @miniagent
+    async def talker(ctx: InteractionContext) -> None:
+        ctx.reply(["p1\n\np2", "p3"])
+
+    async with MiniAgents():
+        assert await split_texts(talker.inquire()) == ["p1", "p2", "p3"]
+
+
+async def test_split_messages_source_error_reaches_sequence_consumer() -> None:
+    async def broken(_: dict[str, Any]) -> AsyncIterator[str]:
+        yield "done paragraph\n\nunfinished"
+        await asyncio.sleep(0)
+        raise LoopEnded("source broke")
+
+    async with MiniAgents():
+        paragraphs = split_messages(Message.promise(message_token_streamer=broken))
+        with pytest.raises(LoopEnded, match="source broke"):
+            await within(paragraphs.aresolve_messages())
+        first = await within(anext(aiter(paragraphs)))
+        assert (await within(first)).text == "done paragraph"
+
+
 async def test_split_messages_of_streamed_tokens_matches_whole_text_for_example() -> None:
-    text = "alpha\n\n``"+"`code\n\n``"+"`\n\nomega"
+    text = "alpha\n\n``" + "`code\n\n``" + "`\n\nomega"
     tokens = ["al", "pha\n", "\n`", "``co", "de\n", "\n`", "`", "`\n", "\no", "mega"]
     assert "".join(tokens) == text
     async with MiniAgents():
@@ -423,11 +466,11 @@ def texts_and_cuts(draw: st.DrawFn) -> tuple[str, list[str]]:
     text = "".join(parts)
     cuts = sorted(draw(st.sets(st.integers(min_value=1, max_value=max(len(text) - 1, 1)), max_size=12)))
     bounds = [0, *[c for c in cuts if c < len(text)], len(text)]
-    tokens = [text[start:end] for start, end in zip(bounds, bounds[1:]) if end > start]
+    tokens = [text[start:end] for start, end in itertools.pairwise(bounds) if end > start]
     return text, tokens
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, phases=NO_SHRINK, suppress_health_check=[HealthCheck.too_slow])
 @given(case=texts_and_cuts())
 def test_split_messages_of_streamed_tokens_matches_split_of_whole_text(case: tuple[str, list[str]]) -> None:
     text, tokens = case
@@ -437,11 +480,11 @@ def test_split_messages_of_streamed_tokens_matches_split_of_whole_text(case: tup
         async with MiniAgents():
             return await split_texts(streamed(tokens)), await split_texts(text)
 
-    from_tokens, from_whole = asyncio.run(both())
+    from_tokens, from_whole = asyncio.run(within(both()))
     assert from_tokens == from_whole
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, phases=NO_SHRINK, suppress_health_check=[HealthCheck.too_slow])
 @given(case=texts_and_cuts())
 def test_split_messages_paragraph_tokens_join_to_paragraph_text(case: tuple[str, list[str]]) -> None:
     _, tokens = case
@@ -454,5 +497,5 @@ def test_split_messages_paragraph_tokens_join_to_paragraph_text(case: tuple[str,
                 result.append((joined, (await paragraph).text))
             return result
 
-    for joined, text in asyncio.run(paragraphs()):
+    for joined, text in asyncio.run(within(paragraphs())):
         assert joined == text

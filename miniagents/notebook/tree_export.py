@@ -22,6 +22,9 @@ class MermaidDiagram(str):
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, str]:
         return {"text/vnd.mermaid": str(self), "text/plain": str(self)}
 
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(str(self))  # IPython would otherwise print it as a quoted str
+
 
 def _tokens(record: CallRecord, messages: Mapping[str, Any]) -> int:
     return sum(messages[reply].tokens for reply in record.replies if reply in messages)

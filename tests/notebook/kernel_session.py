@@ -7,8 +7,11 @@ tasks after a cell finished.
 from __future__ import annotations
 
 import json
+import os
 import queue
+import shutil
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -98,7 +101,15 @@ class KernelSession:
 
     def __init__(self, spec_dir: Path) -> None:
         spec_manager = KernelSpecManager(kernel_dirs=[str(spec_dir)])
-        self.manager = KernelManager(kernel_name=KERNEL_NAME, kernel_spec_manager=spec_manager)
+        # IPC (Unix sockets in a private folder), not TCP: jupyter_client picks "free" TCP ports, closes
+        # them, and the kernel binds them later; another process can take one meanwhile and kill the kernel
+        self._socket_dir = tempfile.mkdtemp(prefix="miniagents-kernel-")
+        self.manager = KernelManager(
+            kernel_name=KERNEL_NAME,
+            kernel_spec_manager=spec_manager,
+            transport="ipc",
+            ip=os.path.join(self._socket_dir, "kernel"),
+        )
         self.manager.start_kernel(cwd=str(PROJECT_ROOT))
         self.client = self.manager.blocking_client()
         self.client.start_channels()
@@ -186,3 +197,4 @@ class KernelSession:
         self.client.stop_channels()
         self.manager.shutdown_kernel(now=True)
         self._reader.join(timeout=5)
+        shutil.rmtree(self._socket_dir, ignore_errors=True)

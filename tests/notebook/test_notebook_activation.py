@@ -205,3 +205,19 @@ def test_interrupting_script_style_run_cancels_its_agents_promptly(kernel_sessio
     assert 0 < streamed < 500
     time.sleep(0.3)
     assert kernel_session.value("len(progress)") == streamed
+
+
+def test_script_style_run_in_a_cell_is_independent_of_the_notebook_tree(kernel_session: KernelSession) -> None:
+    kernel_session.run(
+        SETUP
+        + "ctx = miniagents.notebook.activate()\n"
+        + "tree = miniagents.notebook.MessageTree()\n"
+        + "@miniagent\nasync def hello(ctx):\n    ctx.reply('hello')\n"
+    )
+    # runs on its own loop in a worker thread: the notebook's tree (on the kernel's loop) does not follow it
+    kernel_session.run("async def main():\n    return [m.text for m in await hello.inquire().aresolve_messages()]")
+    assert kernel_session.value("MiniAgents().run(main())") == ["hello"]
+
+    kernel_session.run("await asyncio.wait_for(hello.inquire().aresolve_messages(), 10)")
+    kernel_session.run("await asyncio.wait_for(tree.aquiet(), 10)")  # the tree still flushes and goes quiet
+    assert kernel_session.value("[record.agent for record in tree.calls]") == ["HELLO"]
