@@ -68,20 +68,34 @@ the shapes of the functions you pass in.
 - **`PromiseResolvedHandler`**: `async handler(promise, result)`, called whenever a promise resolves.
 - **`T`, `PIECE`, `WHOLE`, `IN`, `OUT`**: the type variables (a value, a piece of a stream, the whole of it, and
   the items going into and out of a flattener).""",
+    "miniagents.promising.appender": """\
+## `miniagents.promising.appender`
+
+`StreamAppender`, a streamer fed by hand: open it with `with appender:`, `append(piece)` inside, and pass it as
+the `streamer` of a `StreamedPromise` so that any number of consumers can replay what was appended.
+
+- **`StreamAppender`**: `append()` before opening raises `AppenderNotOpenError`, after closing
+  `AppenderClosedError`; with `capture_errors=True` an exception raised in the `with` block becomes a piece
+  that consumers receive in order, and a cancelled block ends the stream with `PromiseCancelledError`.""",
+    "miniagents.promising.context": """\
+## `miniagents.promising.context`
+
+`PromisingContext`, where promises run: it records every background task started for them and the handlers
+to call when a promise resolves, and it is what `MiniAgents` builds on.
+
+- **`PromisingContext`**: activate it with `async with` (or `activate()` and `await afinalize()`); schedule work
+  with `start_asap(...)`; `on_promise_resolved` registers handlers; on exit it waits for every task it
+  started, and when cancelled or interrupted it cancels its own tasks first.""",
     "miniagents.promising.promising": """\
 ## `miniagents.promising.promising`
 
-The heart of MiniAgents: promises, streamed promises that every consumer can replay from the start, and streams
-fed by hand, all tracked by a context that knows every background task it started.
+The heart of MiniAgents: promises, and streamed promises that every consumer can replay from the start. This
+module is also where the context and the appender are imported from (`PromisingContext`, `StreamAppender`).
 
-- **`PromisingContext`**: activate it with `async with`; it schedules work with `start_asap(...)`, runs
-  `on_promise_resolved` handlers, and on exit waits for every task it started.
 - **`Promise`**: a value computed at most once by `async resolver(promise)`; every awaiter gets the very same
   result, or the very same exception.
 - **`StreamedPromise`**: a whole value whose pieces can be consumed with `async for` while they are produced;
   every consumer sees every piece from the first one, and errors arrive at their position.
-- **`StreamAppender`**: a streamer fed by hand, `with appender: appender.append(piece)`, to pass as the
-  `streamer` of a `StreamedPromise`.
 - **`remember_origin(error)`**: keeps the traceback an error had when it entered a stream, so that replays
   re-raise it with its original traceback.""",
     "miniagents.promising.sentinels": """\

@@ -1,0 +1,356 @@
+"""
+One agent call: its input and reply sequences, the task that runs the agent function, cancellation and
+timeouts, and the interaction-graph nodes (AgentCallNode / AgentReplyNode) it resolves when it completes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any
+
+from miniagents.message_sequence import MessageAppender
+from miniagents.messages import Message, MessagePromise, MessageSequencePromise
+from miniagents.miniagent_typing import MessageType
+from miniagents.promising.errors import AppenderClosedError, PromiseCancelledError
+from miniagents.promising.ext.frozen import freeze_value
+from miniagents.promising.promising import PromisingContext
+from miniagents.promising.sentinels import DEFAULT, Sentinel
+from miniagents.run_context import MiniAgents
+
+if TYPE_CHECKING:
+    from miniagents.miniagents import MiniAgent
+
+_calling_agent: ContextVar[AgentCall | None] = ContextVar("miniagents_calling_agent", default=None)
+
+
+class AgentTimeoutError(TimeoutError):
+    """An agent function did not finish within its `call_timeout`."""
+
+
+class AgentCallNode(Message):
+    """
+    Part of the interaction graph: an agent was called with these messages (plus the agent's
+    interaction metadata and the call's function kwargs as extra fields). `call_id` numbers the calls
+    of a MiniAgents context in order; `parent_call_id` is the call of the agent that made this call.
+    """
+
+    agent_alias: str
+    messages: tuple[Message, ...] = ()
+    call_id: int | None = None
+    parent_call_id: int | None = None
+
+
+class AgentReplyNode(Message):
+    """Part of the interaction graph: the replies an agent call produced (and its error, if it failed)."""
+
+    agent_alias: str
+    agent_call: AgentCallNode
+    replies: tuple[Message, ...] = ()
+    error: str | None = None
+
+
+_RESERVED_NODE_FIELDS = frozenset(AgentCallNode.model_fields)
+
+
+class InteractionContext:
+    """What an agent function receives first: its input `messages` and the means to `reply`."""
+
+    __slots__ = ("_replies", "messages", "this_agent")
+
+    def __init__(self, this_agent: MiniAgent, messages: MessageSequencePromise, replies: MessageAppender) -> None:
+        self.this_agent = this_agent
+        self.messages = messages
+        self._replies = replies
+
+    def reply(self, messages: MessageType) -> None:
+        """Add any MessageType to the reply sequence (non-blocking; nested agent calls keep running)."""
+        if self._replies.is_closed:
+            raise AppenderClosedError(
+                f"{self.this_agent.alias} cannot reply any more: its reply sequence is finished "
+                f"(finish_early() was called or the agent returned); the reply was {messages!r:.80}"
+            )
+        self._replies.append(messages)
+
+    def finish_early(self) -> None:
+        """End the reply sequence now; a later `reply()` raises AppenderClosedError."""
+        self._replies.close()
+
+
+_NO_INPUT = object()
+
+
+class AgentCall:
+    """One call of an agent: send input messages to it, then take its `reply_sequence()`."""
+
+    __slots__ = (
+        "_cancel_requested",
+        "_children",
+        "_context",
+        "_done_callbacks",
+        "_function_kwargs",
+        "_input",
+        "_replies",
+        "_task",
+        "agent",
+        "call_id",
+        "error",
+        "finished_at",
+        "parent",
+        "started_at",
+    )
+
+    def __init__(
+        self,
+        agent: MiniAgent,
+        start_asap: bool | Sentinel,
+        function_kwargs: dict[str, Any],
+        messages: Any = _NO_INPUT,
+    ) -> None:
+        context = MiniAgents.get_current()
+        if start_asap is DEFAULT:
+            start_asap = context.start_everything_asap_by_default
+        for name, value in function_kwargs.items():
+            try:
+                freeze_value(value, name)
+            except ValueError as exc:
+                raise ValueError(f"{agent.alias}: function kwargs must be freezable: {exc}") from None
+        self.agent = agent
+        self._context = context
+        self._function_kwargs = function_kwargs
+        self.error: BaseException | None = None
+        self.started_at: float | None = None  # time.perf_counter() when the agent function started
+        self.finished_at: float | None = None
+        self._done_callbacks: list[Callable[[AgentCall], None]] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._cancel_requested = False
+        context._last_call_id += 1
+        self.call_id = context._last_call_id
+        self.parent = _calling_agent.get()
+        self._children: dict[int, AgentCall] | None = None  # calls this call made that are still running
+        if self.parent is not None:
+            if self.parent._children is None:
+                self.parent._children = {}
+            self.parent._children[self.call_id] = self
+        if messages is None:  # the common `inquire()` without input: the context's empty, finished sequence
+            self._input: MessageAppender | MessageSequencePromise = context._empty_sequence()
+        else:
+            self._input = MessageAppender(capture_errors=True, start_asap=start_asap).open()
+            if messages is _NO_INPUT:
+                context._open_inputs.add(self)
+            else:
+                self._input.append(messages)
+                self._input.close()
+        self._replies = MessageAppender(capture_errors=True, start_asap=start_asap).open()
+        if start_asap:
+            self._task = context._track(self._arun())
+        else:
+            self._replies.on_first_demand = self._start_on_demand
+        if context._agent_call_handlers or context.parent is not None:
+            context._notify_agent_call(self)
+
+    @property
+    def status(self) -> str:
+        """'pending' (not started yet), 'running', 'finished' or 'failed'."""
+        if self.finished_at is not None:
+            return "failed" if self.error is not None else "finished"
+        return "pending" if self.started_at is None else "running"
+
+    @property
+    def function_kwargs(self) -> dict[str, Any]:
+        """The kwargs this call passed to the agent function (bound partial kwargs not included)."""
+        return dict(self._function_kwargs)
+
+    @property
+    def input_sequence(self) -> MessageSequencePromise:
+        """The input messages of this call (replayable)."""
+        return self._input_promise
+
+    def add_done_callback(self, callback: Callable[[AgentCall], None]) -> None:
+        """Call `callback(self)` when the agent function has returned or failed (at once if it has)."""
+        if self.finished_at is not None:
+            callback(self)
+        elif self._done_callbacks is None:
+            self._done_callbacks = [callback]
+        else:
+            self._done_callbacks.append(callback)
+
+    @property
+    def _input_promise(self) -> MessageSequencePromise:
+        source = self._input
+        return source.sequence_promise if isinstance(source, MessageAppender) else source
+
+    def send_message(self, messages: MessageType) -> AgentCall:
+        """Send more input messages (any MessageType); chainable. Raises AppenderClosedError after finish()."""
+        if not isinstance(self._input, MessageAppender) or self._input.is_closed:
+            raise AppenderClosedError(
+                f"cannot send {messages!r:.60} to {self.agent.alias}: the input of this call is already finished "
+                "(finish() or reply_sequence() was called, or the agent has returned)"
+            )
+        self._input.append(messages)
+        return self
+
+    def finish(self) -> AgentCall:
+        """No more input messages will be sent."""
+        if isinstance(self._input, MessageAppender) and not self._input.is_closed:
+            self._input.close()
+            self._context._open_inputs.discard(self)
+        return self
+
+    def reply_sequence(self) -> MessageSequencePromise:
+        """Finish the input and return the agent's reply sequence."""
+        self.finish()
+        return self._replies.sequence_promise
+
+    def _start_on_demand(self) -> None:
+        self._task = self._context._track(self._arun())
+
+    def cancel(self) -> bool:
+        """
+        Cancel the agent function and the calls it made that are still running. Its reply sequence ends
+        with PromiseCancelledError after the replies made so far. Returns False if it had already finished.
+        """
+        if self.finished_at is not None:
+            return False
+        if self.started_at is None:
+            # a task cancelled before its first step never runs, so it could never end its reply
+            # sequence: let it start and cancel itself at once instead
+            self._cancel_requested = True
+            if self._task is None:  # a lazy call nobody has consumed yet
+                self._replies.on_first_demand = None
+                self._start_on_demand()
+            return True
+        return self._task.cancel()
+
+    @property
+    def replies(self) -> MessageSequencePromise:
+        """The reply sequence, without finishing the input (unlike `reply_sequence()`)."""
+        return self._replies.sequence_promise
+
+    async def _arun(self) -> None:
+        agent = self.agent
+        replies = self._replies
+        _calling_agent.set(self)  # this task's own context: calls made from here are this call's children
+        self.started_at = time.perf_counter()
+        try:
+            if self._cancel_requested:
+                raise asyncio.CancelledError
+            kwargs = self._function_kwargs
+            if agent._partial_kwargs:  # call-time kwargs override the ones bound to the agent
+                kwargs = {**agent._partial_kwargs, **kwargs}
+            running = agent._func(InteractionContext(agent, self._input_promise, replies), **kwargs)
+            if agent.call_timeout is None:
+                await running
+            else:
+                try:
+                    await asyncio.wait_for(running, agent.call_timeout)
+                except asyncio.TimeoutError as exc:
+                    raise AgentTimeoutError(
+                        f"agent {agent.alias} did not finish within its call_timeout of {agent.call_timeout} s"
+                    ) from exc
+        except Exception as exc:
+            self.error = exc
+            _attach_agent_trace(exc, self)
+            _log_once(self._context, agent, exc)
+            if replies.is_open:
+                replies._deliver(exc)
+        except asyncio.CancelledError:  # consumers get a clear error at the cut, never a hang
+            for child in list((self._children or {}).values()):
+                child.cancel()  # structured: what a cancelled agent started is cancelled with it
+            cancelled = PromiseCancelledError(f"agent {agent.alias} was cancelled")
+            self.error = cancelled
+            _attach_agent_trace(cancelled, self)
+            if replies.is_open:
+                replies._deliver(cancelled)
+            raise
+        except BaseException as exc:  # KeyboardInterrupt / SystemExit raised by the agent itself
+            # delivered to the consumers (e.g. a dialog loop's `except KeyboardInterrupt`) rather than
+            # escaping the event loop from a background task
+            self.error = exc
+            _attach_agent_trace(exc, self)
+            if replies.is_open:
+                replies._deliver(exc)
+        finally:
+            replies.close()
+            self.finish()  # the agent is done: later input would go unread
+            self.finished_at = time.perf_counter()
+            if self.parent is not None and self.parent._children is not None:
+                self.parent._children.pop(self.call_id, None)
+            callbacks, self._done_callbacks = self._done_callbacks, None
+            for callback in callbacks or ():
+                try:
+                    callback(self)
+                except Exception as exc:  # an observer's bug must not break the agent: make it loud
+                    self._context.logger.error("agent call done-callback failed: %r", exc, exc_info=exc)
+            if self._context._observes_interactions():
+                self._context._track(self._arecord_interaction())
+
+    async def _arecord_interaction(self) -> None:
+        """Resolve the AgentCallNode / AgentReplyNode of this call, so they reach the handlers."""
+        metadata = dict(self.agent.interaction_metadata.frozen_fields_and_values())
+        for name, value in self._function_kwargs.items():
+            metadata[f"kwarg_{name}" if name in _RESERVED_NODE_FIELDS else name] = value
+        call_node = AgentCallNode(
+            agent_alias=self.agent.alias,
+            messages=await _aresolved_messages(self._input_promise),
+            call_id=self.call_id,
+            parent_call_id=self.parent.call_id if self.parent is not None else None,
+            **metadata,
+        )
+        reply_node = AgentReplyNode(
+            agent_alias=self.agent.alias,
+            agent_call=call_node,
+            replies=await _aresolved_messages(self._replies.sequence_promise),
+            error=None if self.error is None else f"{type(self.error).__name__}: {self.error}",
+        )
+        # resolved promises of the nodes are what the resolution and persistence handlers observe
+        call_node.as_promise  # noqa: B018
+        reply_node.as_promise  # noqa: B018
+
+
+async def _aresolved_messages(sequence: MessageSequencePromise) -> tuple[Message, ...]:
+    """The messages of a sequence that resolved; failed ones are left out (their errors went elsewhere)."""
+    messages = []
+    async for piece in sequence._raw_pieces():
+        if isinstance(piece, MessagePromise):
+            try:
+                messages.append(await piece)
+            except Exception:
+                continue
+    return tuple(messages)
+
+
+def _attach_agent_trace(exc: BaseException, call: AgentCall) -> None:
+    """
+    Record, once, the chain of agent calls an error came up through, outermost first, as
+    `exc.agent_trace` and as a traceback note (`agent trace: WRITER <- RESEARCHER <- SEARCH`).
+    """
+    if hasattr(exc, "agent_trace"):
+        return
+    chain = []
+    current: AgentCall | None = call
+    while current is not None:
+        chain.append(current.agent.alias)
+        current = current.parent
+    trace = tuple(reversed(chain))
+    try:
+        exc.agent_trace = trace  # type: ignore[attr-defined]
+    except AttributeError:
+        return
+    if hasattr(exc, "add_note"):
+        exc.add_note(f"agent trace: {' <- '.join(trace)}")
+
+
+def _log_once(context: PromisingContext, agent: MiniAgent, exc: BaseException) -> None:
+    if getattr(exc, "_miniagents_logged", False):
+        return
+    try:
+        exc._miniagents_logged = True  # type: ignore[attr-defined]
+    except AttributeError:
+        pass
+    trace = " <- ".join(getattr(exc, "agent_trace", ()) or (agent.alias,))
+    context.logger.log(
+        context.log_level_for_errors, "agent %s failed (agent trace: %s): %r", agent.alias, trace, exc, exc_info=exc
+    )
