@@ -767,11 +767,8 @@ async def test_reply_after_finish_early_raises_clear_error() -> None:
     assert "finish" in str(errors[0]).lower()
 
 
-# ========================================================================= scheduling
-
-
-async def test_start_asap_runs_two_inquired_agents_in_parallel() -> None:
-    log: list[str] = []
+def _agents_that_wait_for_each_other(log: list[str]) -> tuple[MiniAgent, MiniAgent]:
+    """Agents A and B that can only finish if both run at the same time (each waits for the other's start)."""
     started = {"A": asyncio.Event(), "B": asyncio.Event()}
 
     def make(name: str, other: str) -> MiniAgent:
@@ -784,7 +781,15 @@ async def test_start_asap_runs_two_inquired_agents_in_parallel() -> None:
 
         return miniagent(worker, alias=name)
 
-    a, b = make("A", "B"), make("B", "A")
+    return make("A", "B"), make("B", "A")
+
+
+# ========================================================================= scheduling
+
+
+async def test_start_asap_runs_two_inquired_agents_in_parallel() -> None:
+    log: list[str] = []
+    a, b = _agents_that_wait_for_each_other(log)
     async with MiniAgents():
         a_replies = a.inquire()
         b_replies = b.inquire()
@@ -836,19 +841,7 @@ async def test_context_default_start_asap_false_runs_agents_one_after_the_other(
 
 async def test_start_asap_runs_agents_called_inside_an_agent_in_parallel() -> None:
     log: list[str] = []
-    started = {"A": asyncio.Event(), "B": asyncio.Event()}
-
-    def make(name: str, other: str) -> MiniAgent:
-        async def worker(ctx: InteractionContext) -> None:
-            log.append(f"{name} start")
-            started[name].set()
-            await asyncio.wait_for(started[other].wait(), TIMEOUT)
-            log.append(f"{name} end")
-            ctx.reply(name)
-
-        return miniagent(worker, alias=name)
-
-    a, b = make("A", "B"), make("B", "A")
+    a, b = _agents_that_wait_for_each_other(log)
 
     @miniagent
     async def caller(ctx: InteractionContext) -> None:

@@ -29,14 +29,7 @@ function render({ model, el }) {
   const blocks = new Map();
   let localPhase = null; // set when this view sent a message, until the kernel's phase changes
 
-  const blockFor = (message) => {
-    let block = blocks.get(message.id);
-    if (block === undefined) {
-      block = new MessageBlock();
-      blocks.set(message.id, block);
-    }
-    return block;
-  };
+  const blockFor = (message) => blockIn(blocks, message);
 
   const keepScrolledDown = (change) => {
     const atBottom = transcript.scrollHeight - transcript.scrollTop - transcript.clientHeight < 40;

@@ -73,6 +73,16 @@ function element(tag, className, text) {
 }
 
 // One message: header (sender, role · model, tokens, hash key), body, error.
+// The block of `message` in `blocks` (a Map by message id), made on first use.
+function blockIn(blocks, message) {
+  let block = blocks.get(message.id);
+  if (block === undefined) {
+    block = new MessageBlock();
+    blocks.set(message.id, block);
+  }
+  return block;
+}
+
 class MessageBlock {
   constructor() {
     this.el = element("div", "miniagents-message");

@@ -9,14 +9,7 @@ function render({ model, el }) {
   const blocks = new Map();
   let order = [];
 
-  const blockFor = (message) => {
-    let block = blocks.get(message.id);
-    if (block === undefined) {
-      block = new MessageBlock();
-      blocks.set(message.id, block);
-    }
-    return block;
-  };
+  const blockFor = (message) => blockIn(blocks, message);
 
   const showOrder = (ids) => {
     order = ids;
