@@ -165,7 +165,7 @@ class MessagePromise(StreamedPromise[str, Message]):
             if prefill_message.text is not None:
                 super().__init__(prefill_pieces=(prefill_message.text,), prefill_result=prefill_message)
             else:  # its text (e.g. a JSON rendering) is only computed if somebody iterates the tokens
-                super().__init__(streamer=_whole_text, prefill_result=prefill_message, start_asap=False)
+                super().__init__(prefill_result=prefill_message, start_asap=False)  # `_streamer` yields it
             return
         if message_token_streamer is None:
             raise TypeError("MessagePromise needs either prefill_message or message_token_streamer")
@@ -220,10 +220,6 @@ class MessagePromise(StreamedPromise[str, Message]):
         if self._result is not NO_VALUE:
             return f"<MessagePromise of {self._result!r}>"
         return f"<MessagePromise {self._preliminary_metadata!r} {'streamed' if self._stream_done else 'streaming'}>"
-
-
-def _whole_text(promise: MessagePromise) -> AsyncIterator[str]:
-    return promise._streamer()
 
 
 class MessageSequencePromise(StreamedPromise[MessagePromise, tuple[MessagePromise, ...]]):

@@ -86,26 +86,29 @@ def split_messages(
     async def paragraph_streamer(_: Any) -> AsyncIterator[MessagePromise]:
         splitter = _ParagraphSplitter(delimiter, code_block_delimiter or None)
         paragraph: StreamAppender[str] | None = None
+
+        def new_paragraphs(events: list[str | None]) -> list[MessagePromise]:
+            """Apply splitter events to the current paragraph; the message promises of paragraphs begun."""
+            nonlocal paragraph
+            begun = []
+            for event in events:
+                paragraph, message_promise = _apply(event, paragraph, message_metadata)
+                if message_promise is not None:
+                    begun.append(message_promise)
+            return begun
+
         try:
             first = True
             async for message_promise in MessageSequence.turn_into_sequence_promise(messages):
-                chunks = [] if first else [delimiter]
+                if not first:  # the messages read as if joined by the delimiter
+                    for begun in new_paragraphs(splitter.feed(delimiter)):
+                        yield begun
                 first = False
                 async for token in message_promise:
-                    chunks.append(token)
-                    for event in splitter.feed("".join(chunks)):
-                        paragraph, new_message = _apply(event, paragraph, message_metadata)
-                        if new_message is not None:
-                            yield new_message
-                    chunks = []
-                for event in splitter.feed("".join(chunks)):
-                    paragraph, new_message = _apply(event, paragraph, message_metadata)
-                    if new_message is not None:
-                        yield new_message
-            for event in splitter.finish():
-                paragraph, new_message = _apply(event, paragraph, message_metadata)
-                if new_message is not None:
-                    yield new_message
+                    for begun in new_paragraphs(splitter.feed(token)):
+                        yield begun
+            for begun in new_paragraphs(splitter.finish()):
+                yield begun
         except Exception as exc:
             if paragraph is not None and paragraph.is_open:
                 paragraph.append(exc)  # type: ignore[arg-type]
