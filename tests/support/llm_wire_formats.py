@@ -73,6 +73,7 @@ class Turn:
     finish_reason: str | None
     usage: Usage
     include_usage: bool
+    unfinished: bool = False  # the reply ends without a finish reason (see Fault.unfinished)
 
 
 def _sse(data: JSON, event: str | None = None) -> bytes:
@@ -140,15 +141,12 @@ class OpenAIDialect:
                 }
                 for i, c in enumerate(turn.tool_calls)
             ]
-        choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": self.finish_reason(turn)}
+        finish = None if turn.unfinished else self.finish_reason(turn)
+        choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": finish}
         return {**self._envelope(turn, "chat.completion", [choice]), "usage": self.usage(turn)}
 
-    def _chunk(
-        self, turn: Turn, delta: JSON | None, finish: str | None = None, usage: JSON | None = None
-    ) -> bytes:
-        choices = (
-            [] if delta is None else [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]
-        )
+    def _chunk(self, turn: Turn, delta: JSON | None, finish: str | None = None, usage: JSON | None = None) -> bytes:
+        choices = [] if delta is None else [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]
         chunk = self._envelope(turn, "chat.completion.chunk", choices)
         if turn.include_usage:  # with include_usage every chunk carries `usage` (null until the last one)
             chunk["usage"] = usage
@@ -172,6 +170,8 @@ class OpenAIDialect:
                 self._chunk(turn, {"tool_calls": [{"index": i, "function": {"arguments": piece}}]})
                 for piece in call.fragments()
             ]
+        if turn.unfinished:
+            return head, body, [b"data: [DONE]\n\n"]
         tail = [self._chunk(turn, {}, self.finish_reason(turn))]
         if turn.include_usage:
             tail.append(self._chunk(turn, None, usage=self.usage(turn)))
@@ -190,9 +190,7 @@ class AnthropicDialect:
     """`POST /v1/messages` (Messages)."""
 
     request_id_header = "request-id"
-    malformed_event = (
-        b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{\n\n'
-    )
+    malformed_event = b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{\n\n'
     _ERROR_TYPES = {
         400: "invalid_request_error",
         401: "authentication_error",
@@ -215,15 +213,11 @@ class AnthropicDialect:
         blocks = []
         if turn.tokens or not turn.tool_calls:
             text = [{"type": "text_delta", "text": t} for t in turn.tokens]
-            blocks.append(
-                ({"type": "text", "text": ""}, text, {"type": "text", "text": "".join(turn.tokens)})
-            )
+            blocks.append(({"type": "text", "text": ""}, text, {"type": "text", "text": "".join(turn.tokens)}))
         for i, call in enumerate(turn.tool_calls):
             block = {"type": "tool_use", "id": call.id or f"toolu_wire{turn.seq:04d}{i}", "name": call.name}
             deltas = [{"type": "input_json_delta", "partial_json": p} for p in call.fragments()]
-            blocks.append(
-                ({**block, "input": {}}, deltas, {**block, "input": json.loads(call.arguments_json)})
-            )
+            blocks.append(({**block, "input": {}}, deltas, {**block, "input": json.loads(call.arguments_json)}))
         return blocks
 
     def _message(self, turn: Turn, content: list[JSON], stop_reason: str | None, output_tokens: int) -> JSON:
@@ -247,7 +241,8 @@ class AnthropicDialect:
     def json_body(self, turn: Turn) -> JSON:
         """A complete `message` object."""
         content = [final for _, _, final in self._blocks(turn)]
-        return self._message(turn, content, self.stop_reason(turn), turn.usage.output_tokens)
+        stop_reason = None if turn.unfinished else self.stop_reason(turn)
+        return self._message(turn, content, stop_reason, turn.usage.output_tokens)
 
     def stream(self, turn: Turn) -> tuple[list[bytes], list[bytes], list[bytes]]:
         """message_start, content_block_start, ping, one content_block_delta per token / fragment, stops."""
@@ -269,6 +264,8 @@ class AnthropicDialect:
                     event("content_block_start", index=index, content_block=start),
                 ]
             body += [event("content_block_delta", index=index, delta=d) for d in deltas]
+        if turn.unfinished:
+            return head, body, [event("content_block_stop", index=len(blocks) - 1)]
         tail = [
             event("content_block_stop", index=len(blocks) - 1),
             event(

@@ -61,7 +61,7 @@ class Reply:
     token_delay: float = 0.0
 
 
-FaultKind = Literal["http_status", "drop", "malformed", "stall"]
+FaultKind = Literal["http_status", "drop", "malformed", "stall", "unfinished"]
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,8 @@ class Fault:
 
     For streamed requests `tokens` are sent as normal deltas before the fault strikes. For non-streamed
     requests: `drop` sends half of the promised JSON body then closes, `malformed` sends a complete
-    response whose JSON body is truncated, `stall` sends nothing.
+    response whose JSON body is truncated, `stall` sends nothing, `unfinished` sends a complete body whose
+    finish reason is null.
     """
 
     kind: FaultKind
@@ -80,9 +81,7 @@ class Fault:
     message: str = "Scripted failure from LLMWireServer"
 
     @classmethod
-    def http_status(
-        cls, status: int, *, retry_after: float | None = None, message: str | None = None
-    ) -> Fault:
+    def http_status(cls, status: int, *, retry_after: float | None = None, message: str | None = None) -> Fault:
         """Answer with HTTP `status` and the provider's error JSON; `retry_after` (seconds) sets the
         `retry-after` and `retry-after-ms` headers (note: the SDKs treat 0 as absent and back off ~0.5 s)."""
         return cls(
@@ -101,6 +100,13 @@ class Fault:
     def malformed_event(cls, after_tokens: Sequence[str] = ()) -> Fault:
         """Stream `after_tokens`, then an SSE event whose data is invalid JSON, then end the response."""
         return cls("malformed", tokens=tuple(after_tokens))
+
+    @classmethod
+    def unfinished(cls, tokens: Sequence[str] = ()) -> Fault:
+        """Stream `tokens`, then end the response cleanly but without a finish reason, as llama.cpp does when
+        it aborts a generation (OpenAI: no chunk has a `finish_reason`, no usage, then `[DONE]`; Anthropic:
+        no `message_delta` / `message_stop`)."""
+        return cls("unfinished", tokens=tuple(tokens))
 
     @classmethod
     def stall(cls, after_tokens: Sequence[str] = ()) -> Fault:
@@ -134,6 +140,10 @@ class RecordedRequest:
         return {k: "***" if k in _SECRET_HEADERS else v for k, v in self.headers.items()}
 
 
+def _has_null_content(body: JSON) -> bool:
+    return any(isinstance(m, dict) and "content" in m and m["content"] is None for m in body.get("messages") or [])
+
+
 def _text_of(content: Any) -> str:
     """Text of an OpenAI/Anthropic message `content` (a string or a list of parts/blocks)."""
     if isinstance(content, str):
@@ -146,7 +156,8 @@ def _text_of(content: Any) -> str:
 class _State:
     """Everything shared between the test thread and the handler threads, behind one lock."""
 
-    def __init__(self) -> None:
+    def __init__(self, reject_null_content: bool = False) -> None:
+        self.reject_null_content = reject_null_content
         self.lock = threading.Lock()
         self.stopping = threading.Event()
         self.queue: deque[Script] = deque()
@@ -198,6 +209,7 @@ def _resolve(item: Script, body: JSON, seq: int) -> Turn:
         fragments = sum(len(c.fragments()) for c in reply.tool_calls)
         usage = Usage(input_tokens=prompt_words, output_tokens=len(reply.tokens) + fragments)
     stream_options = body.get("stream_options") or {}
+    unfinished = isinstance(item, Fault) and item.kind == "unfinished"
     return Turn(
         seq=seq,
         model=reply.model or str(body.get("model") or "wire-model"),
@@ -206,7 +218,8 @@ def _resolve(item: Script, body: JSON, seq: int) -> Turn:
         tool_calls=list(reply.tool_calls),
         finish_reason=reply.finish_reason,
         usage=usage,
-        include_usage=bool(stream_options.get("include_usage")),
+        include_usage=bool(stream_options.get("include_usage")) and not unfinished,
+        unfinished=unfinished,
     )
 
 
@@ -243,9 +256,11 @@ class _Handler(BaseHTTPRequestHandler):
             state.requests.append(RecordedRequest("POST", path, headers, body))
         dialect = _DIALECTS.get(path.rstrip("/"))
         if dialect is None or not isinstance(body, dict):
-            self._send_json(
-                404 if dialect is None else 400, {"error": {"message": f"Unsupported: POST {path}"}}, {}
-            )
+            self._send_json(404 if dialect is None else 400, {"error": {"message": f"Unsupported: POST {path}"}}, {})
+            return
+        if state.reject_null_content and _has_null_content(body):
+            # what llama.cpp's server does with `"content": null` (it takes a string or a list of parts)
+            self._send_json(500, dialect.error_body(500, "message content must be a string or an array"), {})
             return
         item, seq = state.take(body)
         try:
@@ -265,7 +280,7 @@ class _Handler(BaseHTTPRequestHandler):
         turn = _resolve(item, body, seq)
         if not body.get("stream"):
             payload = json.dumps(dialect.json_body(turn)).encode()
-            if fault is None:
+            if fault is None or fault.kind == "unfinished":
                 self._send_json(200, payload, headers)
             elif fault.kind == "stall":
                 self._stall()
@@ -285,8 +300,9 @@ class _Handler(BaseHTTPRequestHandler):
                 self._drop()
                 return
             self._write_chunk(chunk)
-        if fault is None or fault.kind == "malformed":
-            for chunk in tail if fault is None else [dialect.malformed_event]:
+        if fault is None or fault.kind in ("malformed", "unfinished"):
+            ending = [dialect.malformed_event] if fault is not None and fault.kind == "malformed" else tail
+            for chunk in ending:
                 self._write_chunk(chunk)
             self.wfile.write(b"0\r\n\r\n")
         elif fault.kind == "drop":
@@ -354,8 +370,10 @@ class _HTTPServer(ThreadingHTTPServer):
 class LLMWireServer:
     """The fake server. Use as a context manager, or call `start()` / `stop()` yourself."""
 
-    def __init__(self) -> None:
-        self._state = _State()
+    def __init__(self, reject_null_content: bool = False) -> None:
+        """`reject_null_content=True` answers HTTP 500 to a request holding a message with `content: null`, as
+        llama.cpp's server does (OpenAI accepts it on an assistant message with `tool_calls`)."""
+        self._state = _State(reject_null_content)
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
 

@@ -53,9 +53,7 @@ class Clients:
 
     def anthropic(self, **kwargs: Any) -> anthropic.AsyncAnthropic:
         kwargs = {"timeout": 5.0, **kwargs}
-        self.made.append(
-            anthropic.AsyncAnthropic(api_key=KEY, base_url=self.server.anthropic_base_url, **kwargs)
-        )
+        self.made.append(anthropic.AsyncAnthropic(api_key=KEY, base_url=self.server.anthropic_base_url, **kwargs))
         return self.made[-1]  # type: ignore[return-value]
 
 
@@ -135,9 +133,7 @@ async def test_openai_plain_tool_call(server: LLMWireServer, clients: Clients) -
 
 
 @pytest.mark.asyncio
-async def test_default_reply_echoes_last_user_message_by_words(
-    server: LLMWireServer, clients: Clients
-) -> None:
+async def test_default_reply_echoes_last_user_message_by_words(server: LLMWireServer, clients: Clients) -> None:
     messages = [{"role": "user", "content": "first"}, {"role": "user", "content": "echo these words"}]
 
     async def run() -> list[str]:
@@ -181,9 +177,7 @@ async def test_anthropic_stream_text_events(server: LLMWireServer, clients: Clie
 @pytest.mark.asyncio
 async def test_anthropic_plain_text(server: LLMWireServer, clients: Clients) -> None:
     server.enqueue(Reply(tokens=["Hi", " there"], finish_reason="stop"))
-    message = await within(
-        clients.anthropic().messages.create(model="claude-test", max_tokens=64, messages=USER)
-    )
+    message = await within(clients.anthropic().messages.create(model="claude-test", max_tokens=64, messages=USER))
     assert message.type == "message" and message.role == "assistant" and message.id.startswith("msg_")
     assert message.content[0].type == "text" and message.content[0].text == "Hi there"
     assert message.stop_reason == "end_turn" and message.model == "claude-test"
@@ -195,9 +189,7 @@ async def test_anthropic_stream_helper_tool_use(server: LLMWireServer, clients: 
     server.enqueue(Reply(tokens=["Let me check."], tool_calls=[WEATHER]))
 
     async def run() -> tuple[list[str], Any]:
-        async with clients.anthropic().messages.stream(
-            model="claude-test", max_tokens=64, messages=USER
-        ) as stream:
+        async with clients.anthropic().messages.stream(model="claude-test", max_tokens=64, messages=USER) as stream:
             partial = [e.partial_json async for e in stream if e.type == "input_json"]
             return partial, await stream.get_final_message()
 
@@ -264,9 +256,7 @@ async def test_dropped_connection_mid_stream(server: LLMWireServer, clients: Cli
     received.clear()
 
     async def read_anthropic() -> None:
-        stream = await clients.anthropic().messages.create(
-            model="m", max_tokens=8, messages=USER, stream=True
-        )
+        stream = await clients.anthropic().messages.create(model="m", max_tokens=8, messages=USER, stream=True)
         async for event in stream:
             if event.type == "content_block_delta":
                 received.append(event.delta.text)
@@ -286,13 +276,9 @@ async def test_malformed_event_raises(server: LLMWireServer, clients: Clients) -
             pass
 
     with pytest.raises(ValueError):  # json.JSONDecodeError, in both SDKs
-        await within(
-            drain(await clients.openai().chat.completions.create(model="m", messages=USER, stream=True))
-        )
+        await within(drain(await clients.openai().chat.completions.create(model="m", messages=USER, stream=True)))
     with pytest.raises(ValueError):
-        stream = await clients.anthropic().messages.create(
-            model="m", max_tokens=8, messages=USER, stream=True
-        )
+        stream = await clients.anthropic().messages.create(model="m", max_tokens=8, messages=USER, stream=True)
         await within(drain(stream))
 
 
@@ -306,9 +292,7 @@ async def test_stall_times_out_on_client(server: LLMWireServer, clients: Clients
             received.append(item)
 
     with pytest.raises(openai.APITimeoutError):
-        stream = await clients.openai(timeout=0.5).chat.completions.create(
-            model="m", messages=USER, stream=True
-        )
+        stream = await clients.openai(timeout=0.5).chat.completions.create(model="m", messages=USER, stream=True)
         await within(drain(stream))
     assert len(received) == 2  # role chunk + "wait"
     with pytest.raises((anthropic.APITimeoutError, httpx_module.TimeoutException)):
@@ -354,3 +338,46 @@ async def test_token_delay_and_keep_alive_reuse(server: LLMWireServer, clients: 
         stream = await within(client.chat.completions.create(model="m", messages=USER, stream=True))
         assert [c.choices[0].delta.content async for c in stream] == ["", "a", "b", None]
     assert len(server.requests) == 3 and server.pending == 0
+
+
+@pytest.mark.asyncio
+async def test_openai_unfinished_stream_has_no_finish_reason_and_no_usage(
+    server: LLMWireServer, clients: Clients
+) -> None:
+    server.enqueue(Fault.unfinished(["par", "tial"]), Fault.unfinished(["whole"]))
+    client = clients.openai()
+    stream = await within(
+        client.chat.completions.create(model="m", messages=USER, stream=True, stream_options={"include_usage": True})
+    )
+    chunks = [chunk async for chunk in stream]
+    assert [c.choices[0].delta.content for c in chunks] == ["", "par", "tial"]
+    assert all(c.choices[0].finish_reason is None for c in chunks) and all(c.usage is None for c in chunks)
+    completion = await within(client.chat.completions.create(model="m", messages=USER))
+    assert completion.choices[0].message.content == "whole" and completion.choices[0].finish_reason is None
+
+
+@pytest.mark.asyncio
+async def test_anthropic_unfinished_stream_has_no_message_stop(server: LLMWireServer, clients: Clients) -> None:
+    server.enqueue(Fault.unfinished(["par", "tial"]), Fault.unfinished(["whole"]))
+    client = clients.anthropic()
+    async with client.messages.stream(model="m", max_tokens=5, messages=USER) as stream:
+        kinds = [event.type async for event in stream]
+        message = await stream.get_final_message()
+    assert "message_stop" not in kinds and "message_delta" not in kinds and kinds[-1] == "content_block_stop"
+    assert message.stop_reason is None and message.content[0].text == "partial"  # type: ignore[union-attr]
+    message = await within(client.messages.create(model="m", max_tokens=5, messages=USER))
+    assert message.stop_reason is None
+
+
+@pytest.mark.asyncio
+async def test_reject_null_content_answers_500_like_llama_cpp(clients: Clients) -> None:
+    null_content = [*USER, {"role": "assistant", "content": None}, {"role": "user", "content": "again"}]
+    with LLMWireServer(reject_null_content=True) as strict:
+        client = Clients(strict).openai(max_retries=0)
+        with pytest.raises(openai.InternalServerError, match="content must be a string or an array"):
+            await within(client.chat.completions.create(model="m", messages=null_content))  # type: ignore[arg-type]
+        empty_content = [*USER, {"role": "assistant", "content": ""}, {"role": "user", "content": "again"}]
+        completion = await within(client.chat.completions.create(model="m", messages=empty_content))  # type: ignore[arg-type]
+        await client.close()
+    assert completion.choices[0].message.content == "again"
+    assert [r.body["messages"][1]["content"] for r in strict.requests] == [None, ""]  # both recorded as received
