@@ -8,23 +8,20 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from miniagents.message_sequence import MessageAppender
 from miniagents.messages import Message, MessagePromise, MessageSequencePromise
 from miniagents.miniagent_typing import MessageType
 from miniagents.promising.errors import AppenderClosedError, PromiseCancelledError
 from miniagents.promising.ext.frozen import freeze_value
+from miniagents.promising.ownership import TaskOwner, current_owner, set_current_owner
 from miniagents.promising.promising import PromisingContext
 from miniagents.promising.sentinels import DEFAULT, Sentinel
 from miniagents.run_context import MiniAgents
 
 if TYPE_CHECKING:
     from miniagents.miniagents import MiniAgent
-
-_calling_agent: ContextVar[AgentCall | None] = ContextVar("miniagents_calling_agent", default=None)
-
 
 class AgentTimeoutError(TimeoutError):
     """An agent function did not finish within its `call_timeout`."""
@@ -82,13 +79,15 @@ class InteractionContext:
 _NO_INPUT = object()
 
 
-class AgentCall:
-    """One call of an agent: send input messages to it, then take its `reply_sequence()`."""
+class AgentCall(TaskOwner):
+    """
+    One call of an agent: send input messages to it, then take its `reply_sequence()`.
+
+    It owns the task running the agent function, the tasks that stream the messages it replied and the
+    calls it made: `cancel()` cancels that whole subtree.
+    """
 
     __slots__ = (
-        "_cancel_requested",
-        "_children",
-        "_context",
         "_done_callbacks",
         "_function_kwargs",
         "_input",
@@ -117,39 +116,38 @@ class AgentCall:
                 freeze_value(value, name)
             except ValueError as exc:
                 raise ValueError(f"{agent.alias}: function kwargs must be freezable: {exc}") from None
+        caller = current_owner()
+        if caller is None or caller.context is not context:
+            caller = context.root_owner
+        super().__init__(context, caller)
         self.agent = agent
-        self._context = context
+        self.parent: AgentCall | None = caller if isinstance(caller, AgentCall) else None  # the calling agent's call
         self._function_kwargs = function_kwargs
         self.error: BaseException | None = None
         self.started_at: float | None = None  # time.perf_counter() when the agent function started
         self.finished_at: float | None = None
         self._done_callbacks: list[Callable[[AgentCall], None]] | None = None
         self._task: asyncio.Task[None] | None = None
-        self._cancel_requested = False
-        context._last_call_id += 1
-        self.call_id = context._last_call_id
-        self.parent = _calling_agent.get()
-        self._children: dict[int, AgentCall] | None = None  # calls this call made that are still running
-        if self.parent is not None:
-            if self.parent._children is None:
-                self.parent._children = {}
-            self.parent._children[self.call_id] = self
+        self.call_id = context.next_call_id()
         if messages is None:  # the common `inquire()` without input: the context's empty, finished sequence
-            self._input: MessageAppender | MessageSequencePromise = context._empty_sequence()
+            self._input: MessageAppender | MessageSequencePromise = context.empty_sequence()
         else:
             self._input = MessageAppender(capture_errors=True, start_asap=start_asap).open()
             if messages is _NO_INPUT:
-                context._open_inputs.add(self)
+                context.track_open_input(self)
             else:
                 self._input.append(messages)
                 self._input.close()
         self._replies = MessageAppender(capture_errors=True, start_asap=start_asap).open()
         if start_asap:
-            self._task = context._track(self._arun())
+            self._task = self.start(self._arun(), on_done=self._function_task_done)
         else:
-            self._replies.on_first_demand = self._start_on_demand
-        if context._agent_call_handlers or context.parent is not None:
-            context._notify_agent_call(self)
+            self._replies.on_first_demand(self._start_on_demand)
+        context.notify_agent_call(self)
+
+    @property
+    def _mini_agents(self) -> MiniAgents:
+        return cast(MiniAgents, self.context)
 
     @property
     def status(self) -> str:
@@ -159,6 +157,11 @@ class AgentCall:
         return "pending" if self.started_at is None else "running"
 
     @property
+    def settled(self) -> bool:
+        """Whether the function has finished and nothing this call owns still runs (its reply streams ended)."""
+        return self.finished_at is not None and self.is_idle()
+
+    @property
     def function_kwargs(self) -> dict[str, Any]:
         """The kwargs this call passed to the agent function (bound partial kwargs not included)."""
         return dict(self._function_kwargs)
@@ -166,21 +169,25 @@ class AgentCall:
     @property
     def input_sequence(self) -> MessageSequencePromise:
         """The input messages of this call (replayable)."""
-        return self._input_promise
+        source = self._input
+        return source.sequence_promise if isinstance(source, MessageAppender) else source
+
+    @property
+    def replies(self) -> MessageSequencePromise:
+        """The reply sequence, without finishing the input (unlike `reply_sequence()`)."""
+        return self._replies.sequence_promise
 
     def add_done_callback(self, callback: Callable[[AgentCall], None]) -> None:
-        """Call `callback(self)` when the agent function has returned or failed (at once if it has)."""
+        """
+        Call `callback(self)` when the agent function has returned, failed or been cancelled (at once if it
+        has). A callback that raises is logged with its name and changes nothing else.
+        """
         if self.finished_at is not None:
-            callback(self)
+            self._run_done_callback(callback)
         elif self._done_callbacks is None:
             self._done_callbacks = [callback]
         else:
             self._done_callbacks.append(callback)
-
-    @property
-    def _input_promise(self) -> MessageSequencePromise:
-        source = self._input
-        return source.sequence_promise if isinstance(source, MessageAppender) else source
 
     def send_message(self, messages: MessageType) -> AgentCall:
         """Send more input messages (any MessageType); chainable. Raises AppenderClosedError after finish()."""
@@ -196,7 +203,7 @@ class AgentCall:
         """No more input messages will be sent."""
         if isinstance(self._input, MessageAppender) and not self._input.is_closed:
             self._input.close()
-            self._context._open_inputs.discard(self)
+            self._mini_agents.forget_open_input(self)
         return self
 
     def reply_sequence(self) -> MessageSequencePromise:
@@ -205,42 +212,34 @@ class AgentCall:
         return self._replies.sequence_promise
 
     def _start_on_demand(self) -> None:
-        self._task = self._context._track(self._arun())
+        if self._task is None and self.finished_at is None:
+            self._task = self.start(self._arun(), on_done=self._function_task_done)
 
-    def cancel(self) -> bool:
+    def cancel(self, sparing: asyncio.Task[Any] | None = None) -> bool:
         """
-        Cancel the agent function and the calls it made that are still running. Its reply sequence ends
-        with PromiseCancelledError after the replies made so far. Returns False if it had already finished.
+        Cancel this call's subtree: the agent function (it sees CancelledError; its `finally` runs if it had
+        started), the streams of the messages it replied and the calls it made. Every consumer of an affected
+        stream gets PromiseCancelledError at the cut. Returns False if nothing was running any more.
         """
-        if self.finished_at is not None:
-            return False
-        if self.started_at is None:
-            # a task cancelled before its first step never runs, so it could never end its reply
-            # sequence: let it start and cancel itself at once instead
-            self._cancel_requested = True
-            if self._task is None:  # a lazy call nobody has consumed yet
-                self._replies.on_first_demand = None
-                self._start_on_demand()
+        if self._task is None and self.finished_at is None:  # a lazy call nobody has consumed yet
+            self._replies.on_first_demand(None)
+            self.cancel_requested = True
+            self._end_cancelled()
+            self._finish_function()
             return True
-        return self._task.cancel()
-
-    @property
-    def replies(self) -> MessageSequencePromise:
-        """The reply sequence, without finishing the input (unlike `reply_sequence()`)."""
-        return self._replies.sequence_promise
+        return super().cancel(sparing)
 
     async def _arun(self) -> None:
         agent = self.agent
         replies = self._replies
-        _calling_agent.set(self)  # this task's own context: calls made from here are this call's children
+        set_current_owner(self)  # this task's own context: whatever starts from here is owned by this call
         self.started_at = time.perf_counter()
         try:
-            if self._cancel_requested:
-                raise asyncio.CancelledError
             kwargs = self._function_kwargs
-            if agent._partial_kwargs:  # call-time kwargs override the ones bound to the agent
-                kwargs = {**agent._partial_kwargs, **kwargs}
-            running = agent._func(InteractionContext(agent, self._input_promise, replies), **kwargs)
+            bound = agent.partial_kwargs
+            if bound:  # call-time kwargs override the ones bound to the agent
+                kwargs = {**bound, **kwargs}
+            running = agent.func(InteractionContext(agent, self.input_sequence, replies), **kwargs)
             if agent.call_timeout is None:
                 await running
             else:
@@ -252,40 +251,60 @@ class AgentCall:
                     ) from exc
         except Exception as exc:
             self.error = exc
-            _attach_agent_trace(exc, self)
-            _log_once(self._context, agent, exc)
-            if replies.is_open:
-                replies._deliver(exc)
+            if attach_agent_trace(exc, self):
+                _log_agent_error(self.context, agent, exc)
+            replies.fail(exc)
         except asyncio.CancelledError:  # consumers get a clear error at the cut, never a hang
-            for child in list((self._children or {}).values()):
-                child.cancel()  # structured: what a cancelled agent started is cancelled with it
-            cancelled = PromiseCancelledError(f"agent {agent.alias} was cancelled")
-            self.error = cancelled
-            _attach_agent_trace(cancelled, self)
-            if replies.is_open:
-                replies._deliver(cancelled)
+            super().cancel(sparing=asyncio.current_task())  # structured: what it started goes with it
+            self._end_cancelled()
             raise
         except BaseException as exc:  # KeyboardInterrupt / SystemExit raised by the agent itself
             # delivered to the consumers (e.g. a dialog loop's `except KeyboardInterrupt`) rather than
             # escaping the event loop from a background task
             self.error = exc
-            _attach_agent_trace(exc, self)
-            if replies.is_open:
-                replies._deliver(exc)
+            attach_agent_trace(exc, self)
+            replies.fail(exc)
         finally:
-            replies.close()
-            self.finish()  # the agent is done: later input would go unread
-            self.finished_at = time.perf_counter()
-            if self.parent is not None and self.parent._children is not None:
-                self.parent._children.pop(self.call_id, None)
-            callbacks, self._done_callbacks = self._done_callbacks, None
-            for callback in callbacks or ():
-                try:
-                    callback(self)
-                except Exception as exc:  # an observer's bug must not break the agent: make it loud
-                    self._context.logger.error("agent call done-callback failed: %r", exc, exc_info=exc)
-            if self._context._observes_interactions():
-                self._context._track(self._arecord_interaction())
+            self._finish_function()
+
+    def _end_cancelled(self) -> None:
+        if self.error is None:
+            cancelled = PromiseCancelledError(f"agent {self.agent.alias} was cancelled")
+            attach_agent_trace(cancelled, self)
+            self.error = cancelled
+        self._replies.fail(self.error)
+
+    def _function_task_done(self, task: asyncio.Task[Any]) -> None:
+        """However the function task ended (cancelled before its first step too), the call gets an end."""
+        if self.finished_at is None:
+            if task.cancelled():
+                self._end_cancelled()
+            self._finish_function()
+
+    def _finish_function(self) -> None:
+        if self.finished_at is not None:
+            return
+        self._replies.close()
+        self.finish()  # the agent is done: later input would go unread
+        self.finished_at = time.perf_counter()
+        callbacks, self._done_callbacks = self._done_callbacks, None
+        for callback in callbacks or ():
+            self._run_done_callback(callback)
+        context = self._mini_agents
+        if context.observes_interactions():
+            context.start_asap(self._arecord_interaction(), log_level_for_errors=context.log_level_for_errors)
+        self.release_if_idle()
+
+    def _run_done_callback(self, callback: Callable[[AgentCall], None]) -> None:
+        try:
+            callback(self)
+        except Exception as exc:  # an observer's bug must not break the agent: make it loud
+            self.context.observers.log_failure("agent call done", callback, exc)
+
+    def release_if_idle(self) -> None:
+        """Leave the caller's subtree once the function has finished and nothing it owns still runs."""
+        if self.finished_at is not None:
+            super().release_if_idle()
 
     async def _arecord_interaction(self) -> None:
         """Resolve the AgentCallNode / AgentReplyNode of this call, so they reach the handlers."""
@@ -294,7 +313,7 @@ class AgentCall:
             metadata[f"kwarg_{name}" if name in _RESERVED_NODE_FIELDS else name] = value
         call_node = AgentCallNode(
             agent_alias=self.agent.alias,
-            messages=await _aresolved_messages(self._input_promise),
+            messages=await _aresolved_messages(self.input_sequence),
             call_id=self.call_id,
             parent_call_id=self.parent.call_id if self.parent is not None else None,
             **metadata,
@@ -313,7 +332,7 @@ class AgentCall:
 async def _aresolved_messages(sequence: MessageSequencePromise) -> tuple[Message, ...]:
     """The messages of a sequence that resolved; failed ones are left out (their errors went elsewhere)."""
     messages = []
-    async for piece in sequence._raw_pieces():
+    async for piece in sequence.raw_pieces():
         if isinstance(piece, MessagePromise):
             try:
                 messages.append(await piece)
@@ -322,13 +341,14 @@ async def _aresolved_messages(sequence: MessageSequencePromise) -> tuple[Message
     return tuple(messages)
 
 
-def _attach_agent_trace(exc: BaseException, call: AgentCall) -> None:
+def attach_agent_trace(exc: BaseException, call: AgentCall) -> bool:
     """
-    Record, once, the chain of agent calls an error came up through, outermost first, as
-    `exc.agent_trace` and as a traceback note (`agent trace: WRITER <- RESEARCHER <- SEARCH`).
+    Record, once, the chain of agent calls an error came up through, outermost first, as `exc.agent_trace`
+    and as a traceback note (`agent trace: WRITER <- RESEARCHER <- SEARCH`). Returns whether it was
+    attached now (False if the error already carried a trace, or refuses attributes).
     """
     if hasattr(exc, "agent_trace"):
-        return
+        return False
     chain = []
     current: AgentCall | None = call
     while current is not None:
@@ -338,19 +358,17 @@ def _attach_agent_trace(exc: BaseException, call: AgentCall) -> None:
     try:
         exc.agent_trace = trace  # type: ignore[attr-defined]
     except AttributeError:
-        return
+        return False
     if hasattr(exc, "add_note"):
         exc.add_note(f"agent trace: {' <- '.join(trace)}")
+    return True
 
 
-def _log_once(context: PromisingContext, agent: MiniAgent, exc: BaseException) -> None:
-    if getattr(exc, "_miniagents_logged", False):
-        return
-    try:
-        exc._miniagents_logged = True  # type: ignore[attr-defined]
-    except AttributeError:
-        pass
+def _log_agent_error(context: PromisingContext, agent: MiniAgent, exc: BaseException) -> None:
     trace = " <- ".join(getattr(exc, "agent_trace", ()) or (agent.alias,))
+    text = repr(exc)
+    if len(text) > 2000:  # the traceback below carries the whole message once
+        text = f"{text[:2000]}... ({len(text)} characters)"
     context.logger.log(
-        context.log_level_for_errors, "agent %s failed (agent trace: %s): %r", agent.alias, trace, exc, exc_info=exc
+        context.log_level_for_errors, "agent %s failed (agent trace: %s): %s", agent.alias, trace, text, exc_info=exc
     )

@@ -17,9 +17,8 @@ from typing import Any
 from pydantic import BaseModel
 
 from miniagents.messages import Message, MessagePromise, MessageSequencePromise
-from miniagents.promising.errors import PromiseCancelledError
 from miniagents.promising.ext.frozen import Frozen
-from miniagents.promising.promising import _FED_BY_OWNER, PromisingContext, StreamAppender, StreamedPromise
+from miniagents.promising.promising import PromisingContext, StreamAppender, StreamedPromise, StreamWriter
 from miniagents.promising.sentinels import DEFAULT, Sentinel
 from miniagents.promising.sequence import FlatSequence
 
@@ -61,32 +60,35 @@ class MessageSequence(FlatSequence[Any, MessagePromise]):
 
     async def _flattener(self, item: Any) -> AsyncIterator[MessagePromise]:
         """Streamer mode: flatten one incoming item (same rules as the appender)."""
-        async for piece in MessageSequence.turn_into_sequence_promise(item)._raw_pieces():
+        async for piece in MessageSequence.turn_into_sequence_promise(item).raw_pieces():
             yield piece
 
 
 class MessageAppender(StreamAppender[Any]):
     """
-    The appender of a MessageSequence: flattens each appended item straight into `sequence_promise`.
-
-    `on_first_demand` (optional) is called once, when a consumer first waits for the sequence.
+    The appender of a MessageSequence: each appended MessageType is flattened straight into
+    `sequence_promise` (iterating the appender iterates that promise).
     """
 
-    __slots__ = ("_context", "_flattening", "_pending", "_start_asap", "on_first_demand", "sequence_promise")
+    __slots__ = ("_flattener",)
 
     def __init__(self, capture_errors: bool | Sentinel = DEFAULT, start_asap: bool | Sentinel = DEFAULT) -> None:
         context = PromisingContext.get_current()
+        flattener = MessageFlattener(context, start_asap)
         super().__init__(
-            capture_errors=context.appenders_capture_errors_by_default if capture_errors is DEFAULT else capture_errors
+            capture_errors=context.appenders_capture_errors_by_default if capture_errors is DEFAULT else capture_errors,
+            sink=flattener,
         )
-        self._context = context
-        self._start_asap = context.start_everything_asap_by_default if start_asap is DEFAULT else bool(start_asap)
-        self._pending: deque[Any] | None = None  # items waiting for asynchronous flattening, in order
-        self._flattening = False
-        self.on_first_demand: Callable[[], None] | None = None
-        self.sequence_promise = MessageSequencePromise(streamer=_FED_BY_OWNER)
-        if not self._start_asap:  # lazy: the first consumer to wait starts the work
-            self.sequence_promise._demand_hook = self._on_demand
+        self._flattener = flattener
+
+    @property
+    def sequence_promise(self) -> MessageSequencePromise:
+        """The flattened, replayable sequence of what was appended."""
+        return self._flattener.sequence_promise
+
+    def on_first_demand(self, callback: Callable[[], None] | None) -> None:
+        """Lazy sequences: call `callback()` once, when a consumer first waits for the sequence."""
+        self._flattener.on_first_demand = callback
 
     def append(self, piece: Any) -> MessageAppender:
         """Append any MessageType. Raises TypeError for an unsupported type, before anything else."""
@@ -95,24 +97,48 @@ class MessageAppender(StreamAppender[Any]):
         super().append(piece)
         return self
 
-    async def __anext__(self) -> Any:
-        raise TypeError("the appender of a MessageSequence feeds its sequence_promise; iterate that instead")
 
-    # ---------------------------------------------------------------- input
+class MessageFlattener:
+    """
+    Flattens MessageTypes, in order, into the producer end of a MessageSequencePromise.
 
-    def _deliver(self, item: Any) -> None:
+    What is ready is flattened synchronously; the first item that must be awaited is queued with everything
+    after it, and one task (owned by whoever appended it) flattens the queue in order.
+    """
+
+    __slots__ = ("_closed", "_context", "_flattening", "_pending", "_start_asap", "_writer", "on_first_demand", "sequence_promise")
+
+    def __init__(self, context: PromisingContext, start_asap: bool | Sentinel) -> None:
+        self._context = context
+        self._start_asap = context.start_everything_asap_by_default if start_asap is DEFAULT else bool(start_asap)
+        self._pending: deque[Any] | None = None  # items waiting for asynchronous flattening, in order
+        self._flattening = False
+        self._closed = False
+        self.on_first_demand: Callable[[], None] | None = None
+        writer: StreamWriter[Any] = StreamWriter()
+        self._writer = writer
+        self.sequence_promise = MessageSequencePromise(streamer=writer)
+        if not self._start_asap:  # lazy: the first consumer to wait starts the work
+            writer.on_first_demand(self._on_demand)
+
+    # ---------------------------------------------------------------- input (AppenderSink)
+
+    def send(self, item: Any) -> None:
         if self._pending:
             self._pending.append(item)  # something before it is still being awaited: keep the order
         else:
             self._flatten_now(item)
 
-    def _deliver_end(self) -> None:
+    def close(self) -> None:
+        self._closed = True
         if not self._pending:
-            self.sequence_promise._end_stream()
+            self._writer.close()
+
+    def __aiter__(self) -> AsyncIterator[MessagePromise]:
+        return self.sequence_promise.__aiter__()
 
     def _on_demand(self) -> None:
         self._start_asap = True
-        self.sequence_promise._demand_hook = None
         if self._pending and not self._flattening:
             self._start_flattening()
         hook, self.on_first_demand = self.on_first_demand, None
@@ -123,28 +149,29 @@ class MessageAppender(StreamAppender[Any]):
 
     def _flatten_now(self, item: Any) -> None:
         """Flatten what is ready now; nested iterables use an explicit stack (any depth, no recursion)."""
-        feed = self.sequence_promise._feed
+        send = self._writer.send
         stack: list[Iterator[Any]] = []
         while True:
             if self._pending:  # something before this item must be awaited: queue it to keep the order
                 self._pending.append(item)
             elif type(item) is str:
-                feed(Message(text=item).as_promise)
+                send(Message(text=item).as_promise)
             elif isinstance(item, MessagePromise):
-                feed(item)
+                send(item)
             elif isinstance(item, StreamedPromise):
-                if item._stream_done:  # message promises, and errors raised again at their positions
-                    stack.append(iter(item._pieces))
+                pieces, done = item.snapshot()
+                if done:  # message promises, and errors raised again at their positions
+                    stack.append(iter(pieces))
                 else:
                     self._enqueue(item)
             elif isinstance(item, (str, dict, BaseModel, BaseException)):
-                feed(_as_message_promise_or_error(item))
+                send(_as_message_promise_or_error(item))
             elif hasattr(item, "__aiter__"):
                 self._enqueue(item)
             elif isinstance(item, Iterable) and not isinstance(item, (bytes, bytearray)):
                 stack.append(iter(item))
             else:
-                feed(unsupported_message_type_error(item))
+                send(unsupported_message_type_error(item))
             item = _next_from(stack)
             if item is _EXHAUSTED:
                 return
@@ -158,43 +185,42 @@ class MessageAppender(StreamAppender[Any]):
 
     def _start_flattening(self) -> None:
         self._flattening = True
-        self._context._track(self._aflatten_pending())
+        self._context.create_task(self._aflatten_pending(), on_done=self._flattening_task_done)
+
+    def _flattening_task_done(self, _: asyncio.Task[Any]) -> None:
+        """However the flattening task ended (cancelled before its first step too), the sequence gets an end."""
+        self._flattening = False
+        if self._pending:
+            self._pending.clear()
+            self._writer.cancel("flattening of a message sequence was cancelled before it finished")
 
     async def _aflatten_pending(self) -> None:
         pending = self._pending
-        try:
-            while pending:
-                await self._aflatten(pending[0])  # stays queued meanwhile, so new items line up behind it
-                pending.popleft()
-        except BaseException as exc:  # cancelled (or a bug): end the sequence with an error rather than hang
-            pending.clear()
-            if isinstance(exc, asyncio.CancelledError):
-                exc = PromiseCancelledError("flattening of a message sequence was cancelled before it finished")
-            self.sequence_promise._feed(exc)
-            self.sequence_promise._end_stream()
-            raise
-        finally:
-            self._flattening = False
-        if self._is_closed:
-            self.sequence_promise._end_stream()
+        assert pending is not None
+        while pending:
+            await self._aflatten(pending[0])  # stays queued meanwhile, so new items line up behind it
+            pending.popleft()
+        self._flattening = False
+        if self._closed:
+            self._writer.close()
 
     async def _aflatten(self, item: Any) -> None:
         """Flatten one queued item, awaiting what must be awaited; nesting uses an explicit stack."""
-        feed = self.sequence_promise._feed
+        send = self._writer.send
         stack: list[Iterator[Any] | AsyncIterator[Any]] = []
         while True:
             if isinstance(item, (MessagePromise, BaseException)):
-                feed(item)
+                send(item)
             elif isinstance(item, StreamedPromise):
-                stack.append(item._raw_pieces())  # error pieces come back as values, fed at their position
+                stack.append(item.raw_pieces())  # error pieces come back as values, sent at their position
             elif isinstance(item, (str, dict, BaseModel)):
-                feed(_as_message_promise_or_error(item))
+                send(_as_message_promise_or_error(item))
             elif hasattr(item, "__aiter__"):
                 stack.append(item.__aiter__())
             elif isinstance(item, Iterable) and not isinstance(item, (bytes, bytearray)):
                 stack.append(iter(item))
             else:
-                feed(unsupported_message_type_error(item))
+                send(unsupported_message_type_error(item))
             item = await _anext_from(stack)
             if item is _EXHAUSTED:
                 return

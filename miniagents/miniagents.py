@@ -80,6 +80,16 @@ class MiniAgent:
         self.__name__ = alias
         self.__doc__ = self.description
 
+    @property
+    def func(self) -> Callable[..., Awaitable[None]]:
+        """The agent function."""
+        return self._func
+
+    @property
+    def partial_kwargs(self) -> dict[str, Any]:
+        """The kwargs bound to the function (call-time kwargs override them)."""
+        return self._partial_kwargs
+
     def inquire(
         self, messages: MessageType | None = None, start_asap: bool | Sentinel = DEFAULT, **function_kwargs: Any
     ) -> MessageSequencePromise:

@@ -7,15 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextvars
-import inspect
-import signal
 import threading
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from miniagents.interrupts import Interrupter
 from miniagents.messages import Message, MessageSequencePromise
-from miniagents.promising.context import _as_handler_list
+from miniagents.promising.context import PROMISE_RESOLVED
 from miniagents.promising.promising import Promise, PromisingContext
 
 if TYPE_CHECKING:
@@ -25,13 +23,16 @@ T = TypeVar("T")
 PersistMessageHandler = Callable[[Promise[Any], Message], Awaitable[None]]
 AgentCallHandler = Callable[["AgentCall"], None]
 
+PERSIST_MESSAGE = "persist_message"
+AGENT_CALL = "agent_call"
+
 
 class MiniAgents(PromisingContext):
     """
     The context agents run in: `async with MiniAgents(): ...` or `MiniAgents().run(coroutine)`.
 
-    `on_persist_message` handlers receive every Message resolved anywhere, once per instance, nested
-    messages before the message that holds them.
+    `on_persist_message` handlers receive every Message resolved anywhere, once per instance and context,
+    nested messages before the message that holds them.
     """
 
     def __init__(
@@ -44,113 +45,56 @@ class MiniAgents(PromisingContext):
     ) -> None:
         super().__init__(on_promise_resolved=on_promise_resolved, **context_kwargs)
         self.stream_llm_tokens_by_default = stream_llm_tokens_by_default
-        self._persist_handlers: list[PersistMessageHandler] = _as_handler_list(on_persist_message)
-        self._agent_call_handlers: list[AgentCallHandler] = _as_handler_list(on_agent_call)
+        self.observers.add_all(PERSIST_MESSAGE, on_persist_message, must_be_async=True)
+        self.observers.add_all(AGENT_CALL, on_agent_call, must_be_async=False)
         self._last_call_id = 0
         self._interrupted = False  # set by Ctrl-C in run(): leftover agents get cancelled on exit
         self._open_inputs: set[AgentCall] = set()  # calls from initiate_inquiry() whose input is not finished
         self._empty_sequence_promise: MessageSequencePromise | None = None
+        self._persist_scope = object()  # what messages are marked with once handed to this context's handlers
 
     @classmethod
     def get_current(cls) -> MiniAgents:
         return super().get_current()  # type: ignore[return-value]
 
+    # ------------------------------------------------------------------ running
+
     def run(self, awaitable: Awaitable[T]) -> T:
         """
         Run `awaitable` inside this context and return its result (blocking).
 
-        Inside an already running event loop (a Jupyter cell) it runs on a private event loop in a
-        worker thread, so script-style code works unchanged without patching the running loop.
+        Ctrl-C raises KeyboardInterrupt inside the coroutine where it waits (the second Ctrl-C at once), and
+        every agent still running is cancelled when the context exits. Inside an already running event loop
+        (a Jupyter cell, or `asyncio.run` around this call) it runs on a private loop in a worker thread; an
+        interrupt there is delivered the same way.
         """
+        interrupter = Interrupter(on_interrupt=self._note_interrupt)
+        main = interrupter.wrap(self._aenter_and_await(awaitable))
         try:
             asyncio.get_running_loop()
         except RuntimeError:
-            return asyncio.run(self._arun_interruptible(awaitable))
-        return self._run_in_worker_thread(awaitable)
+            with interrupter.sigint_installed():
+                return asyncio.run(main)
+        return _run_in_worker_thread(main, interrupter)
 
-    def _run_in_worker_thread(self, awaitable: Awaitable[T]) -> T:
-        """
-        Run on a private event loop in a worker thread; an interrupt here cancels the run there. The run
-        starts from an empty contextvars context: it is independent of any context active in the caller
-        (whose handlers and widgets live on the caller's loop and must not be driven from another one).
-        """
-        _refuse_promise_of_running_loop(awaitable)
-        loop = asyncio.new_event_loop()
-        main_task: asyncio.Task[T] = contextvars.Context().run(loop.create_task, self.arun(awaitable))
-        outcome: concurrent.futures.Future[T] = concurrent.futures.Future()
+    def _note_interrupt(self) -> None:
+        self._interrupted = True
 
-        def worker() -> None:
-            try:
-                outcome.set_result(loop.run_until_complete(main_task))
-            except BaseException as exc:
-                outcome.set_exception(exc)
-            finally:
-                try:
-                    loop.run_until_complete(loop.shutdown_asyncgens())
-                finally:
-                    loop.close()
-
-        thread = threading.Thread(target=worker, name="miniagents-run", daemon=True)
-        thread.start()
-        try:
-            return outcome.result()
-        except KeyboardInterrupt:  # e.g. a Jupyter kernel interrupt: stop the agents, then re-raise
-            loop.call_soon_threadsafe(main_task.cancel)
-            thread.join()
-            raise
-
-    async def _arun_interruptible(self, awaitable: Awaitable[T]) -> T:
-        """
-        `arun` for scripts: Ctrl-C raises KeyboardInterrupt *inside* the running coroutine, where it is
-        waiting (so `except KeyboardInterrupt:` in user code works, as in the seeds), and every agent
-        still running is cancelled when the context exits.
-        """
-        main_task = asyncio.current_task()
-        loop = asyncio.get_running_loop()
-        interrupted = False
-
-        def on_sigint(attempts_left: int = 100) -> None:
-            nonlocal interrupted
-            interrupted = True
-            self._interrupted = True
-            if main_task is None or main_task.done():
-                return
-            waiter = getattr(main_task, "_fut_waiter", None)  # the future the main coroutine waits on
-            if isinstance(waiter, asyncio.Future) and not isinstance(waiter, asyncio.Task) and not waiter.done():
-                waiter.set_exception(KeyboardInterrupt())
-            elif waiter is None and attempts_left:
-                loop.call_soon(on_sigint, attempts_left - 1)  # about to run, not waiting yet: try next turn
-            else:
-                main_task.cancel()  # run() then raises KeyboardInterrupt itself
-
-        # A Python-level handler, not loop.add_signal_handler(): libraries such as prompt_toolkit add and
-        # then remove their own loop handler for SIGINT (which drops ours), but restore this level.
-        previous_handler = None
-        if threading.current_thread() is threading.main_thread():
-            previous_handler = signal.signal(signal.SIGINT, lambda *_: loop.call_soon_threadsafe(on_sigint))
-        try:
-            return await self.arun(awaitable)
-        except asyncio.CancelledError:
-            if interrupted:
-                raise KeyboardInterrupt from None
-            raise
-        finally:
-            if previous_handler is not None:
-                signal.signal(signal.SIGINT, previous_handler)
-
-    async def arun(self, awaitable: Awaitable[T]) -> T:
-        """Await `awaitable` inside this context, then wait for every task it started."""
+    async def _aenter_and_await(self, awaitable: Awaitable[T]) -> T:
         async with self:
             return await awaitable
 
+    async def arun(self, awaitable: Awaitable[T]) -> T:
+        """Await `awaitable` inside this context, then wait for every task it started."""
+        return await self._aenter_and_await(awaitable)
+
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
         """
-        Waits for every agent to finish (also when the body raised: what they produce is not lost). When
-        cancelled or interrupted (Ctrl-C, even one user code handled), agents still running are cancelled
-        instead; handler tasks (persistence...) still finish.
+        Waits for every agent to finish. When the body raised, was cancelled or interrupted (Ctrl-C, even one
+        user code handled), what still runs is cancelled instead; observer tasks (persistence...) still finish.
         """
-        if self._interrupted or (exc is not None and not isinstance(exc, Exception)):
-            await self.acancel_tasks()
+        if self._interrupted:
+            self.cancel_all()
         self._interrupted = False
         await super().__aexit__(exc_type, exc, tb)
 
@@ -160,81 +104,90 @@ class MiniAgents(PromisingContext):
             self._open_inputs.pop().finish()
         await super().afinalize()
 
-    def _empty_sequence(self) -> MessageSequencePromise:
+    # ------------------------------------------------------- for agent calls
+
+    def next_call_id(self) -> int:
+        """A new call id: calls are numbered in the order they are made in this context."""
+        self._last_call_id += 1
+        return self._last_call_id
+
+    def track_open_input(self, call: AgentCall) -> None:
+        """Remember a call whose input is still open (`initiate_inquiry()`): it is finished at exit."""
+        self._open_inputs.add(call)
+
+    def forget_open_input(self, call: AgentCall) -> None:
+        """The input of `call` was finished."""
+        self._open_inputs.discard(call)
+
+    def empty_sequence(self) -> MessageSequencePromise:
         """One finished, empty MessageSequencePromise shared by every call without input (it is immutable)."""
         empty = self._empty_sequence_promise
         if empty is None:
             empty = self._empty_sequence_promise = MessageSequencePromise(prefill_pieces=(), start_asap=False)
         return empty
 
+    # -------------------------------------------------------------- observers
+
     def on_persist_message(self, handler: PersistMessageHandler) -> PersistMessageHandler:
-        """Register `async handler(promise, message)`; usable as a decorator."""
-        self._persist_handlers.append(handler)
+        """Register `async handler(promise, message)`; usable as a decorator. Raises TypeError if not async."""
+        self.observers.add(PERSIST_MESSAGE, handler, must_be_async=True)
         return handler
 
     def on_agent_call(self, handler: AgentCallHandler) -> AgentCallHandler:
         """
         Register `handler(agent_call)`, called synchronously whenever an agent is called in this context
         (or a nested one), before the agent starts. For live views: the AgentCall exposes its input and
-        reply sequences (replayable), `status`, timing and `add_done_callback()`. It must not block.
+        reply sequences (replayable), `status`, timing and `add_done_callback()`. It must not block; if it
+        raises, the error is logged with its name and the call goes on.
         """
-        self._agent_call_handlers.append(handler)
+        self.observers.add(AGENT_CALL, handler, must_be_async=False)
         return handler
 
-    def _notify_agent_call(self, call: AgentCall) -> None:
-        context: PromisingContext | None = self
-        while context is not None:
-            for handler in getattr(context, "_agent_call_handlers", ()):
-                handler(call)
-            context = context.parent
+    def notify_agent_call(self, call: AgentCall) -> None:
+        """Tell the agent-call observers (this context's and its parents') about a new call."""
+        self.observers.notify(AGENT_CALL, call)
 
-    def _promise_resolved(self, promise: Promise[Any], result: Any) -> None:
-        super()._promise_resolved(promise, result)
+    def promise_resolved(self, promise: Promise[Any], result: Any) -> None:
+        super().promise_resolved(promise, result)
         if isinstance(result, Message):
-            handlers = self._all_persist_handlers()
+            handlers = self.observers.of(PERSIST_MESSAGE)
             if handlers:
                 self._schedule_persistence(promise, result, handlers)
 
-    def _all_persist_handlers(self) -> list[PersistMessageHandler]:
-        handlers: list[PersistMessageHandler] = []
-        context: PromisingContext | None = self
-        while context is not None:
-            handlers.extend(getattr(context, "_persist_handlers", ()))
-            context = context.parent
-        return handlers
-
-    def _schedule_persistence(
-        self, promise: Promise[Any], message: Message, handlers: list[PersistMessageHandler]
-    ) -> None:
+    def _schedule_persistence(self, promise: Promise[Any], message: Message, handlers: tuple[Any, ...]) -> None:
+        scope = self._persist_scope
         for each in (*message.sub_messages(), message):
-            if not each._mark_persisted(self):
-                continue
-            for handler in handlers:
-                self.start_asap(handler(promise, each), log_level_for_errors=self.log_level_for_errors)
+            if each.mark_persisted(scope):
+                for handler in handlers:
+                    self.schedule_observer(PERSIST_MESSAGE, handler, promise, each)
 
-    def _observes_interactions(self) -> bool:
+    def observes_interactions(self) -> bool:
         """Whether anyone can see the interaction graph (so it is worth building)."""
-        context: PromisingContext | None = self
-        while context is not None:
-            if context._resolved_handlers or getattr(context, "_persist_handlers", None):
-                return True
-            context = context.parent
-        return False
+        observers = self.observers
+        return bool(observers.of(PROMISE_RESOLVED) or observers.of(PERSIST_MESSAGE))
 
 
-def _refuse_promise_of_running_loop(awaitable: Awaitable[Any]) -> None:
+def _run_in_worker_thread(main: Coroutine[Any, Any, T], interrupter: Interrupter) -> T:
     """
-    `run()` inside a running loop runs on another loop while the caller's loop is blocked: a promise made
-    on the caller's loop could never be fed there, so waiting for it would hang. Refuse it clearly.
+    Run `main` on a private event loop in a worker thread while the caller's loop is blocked. The run starts
+    from an empty contextvars context: it is independent of any context active in the caller. An interrupt
+    of the waiting thread is delivered to the run (its agents are cancelled), then re-raised here.
     """
-    owner = getattr(getattr(awaitable, "cr_frame", None), "f_locals", {}).get("self")
-    promise = awaitable if isinstance(awaitable, Promise) else owner if isinstance(owner, Promise) else None
-    if promise is not None:
-        if inspect.iscoroutine(awaitable):
-            awaitable.close()  # never awaited: close it so no warning follows
-        raise RuntimeError(
-            f"MiniAgents().run() was given a {type(promise).__name__} made on the event loop that is already running "
-            "here (e.g. a notebook's): run() executes on its own loop in a worker thread, where that promise could "
-            "never complete. `await` it directly instead, or pass run() a coroutine that makes its own agent calls "
-            "(`MiniAgents().run(main())`)."
-        )
+    outcome: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+    def worker() -> None:
+        try:
+            outcome.set_result(asyncio.run(main))
+        except BaseException as exc:
+            outcome.set_exception(exc)
+
+    thread = threading.Thread(target=worker, name="miniagents-run", daemon=True)
+    thread.start()
+    try:
+        return outcome.result()
+    except KeyboardInterrupt:  # e.g. a Jupyter kernel interrupt: stop the agents there, wait for them, re-raise
+        interrupter.interrupt_threadsafe(early_ok=True)
+        thread.join()
+        if outcome.exception() is None:
+            return outcome.result()  # the coroutine handled the interrupt and returned
+        raise

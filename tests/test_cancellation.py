@@ -208,30 +208,36 @@ async def test_remaining_replies_are_produced_and_persisted_when_consumer_breaks
 
 
 async def araise_in_body_once() -> None:
-    finished: list[bool] = []
+    cleaned_up: list[bool] = []
 
     @miniagent
     async def counter(ctx: InteractionContext) -> None:
-        for number in range(3):
-            ctx.reply(f"reply {number}")
-            await asyncio.sleep(0)
-        finished.append(True)
+        ctx.reply("reply 0")
+        try:
+            await asyncio.Event().wait()  # never finishes by itself
+        finally:
+            cleaned_up.append(True)
 
     persisted = PersistedTexts()
+    replies: list[MessageSequencePromise] = []
 
     async def arun() -> None:
         async with MiniAgents(on_persist_message=persisted):
-            async for _ in counter.inquire():
+            replies.append(counter.inquire())
+            async for _ in replies[0]:
                 raise ValueError("the body failed")
 
     with pytest.raises(ValueError, match="the body failed"):
         await within(arun())
     assert_nothing_pending()
-    assert finished == [True]
-    assert sorted(persisted.texts) == ["reply 0", "reply 1", "reply 2"]
+    assert cleaned_up == [True]
+    assert persisted.texts == ["reply 0"]
+    texts, error = await within(aread_until_error(replies[0]))
+    assert texts == ["reply 0"]
+    assert isinstance(error, PromiseCancelledError)
 
 
-async def test_body_error_propagates_after_agents_finish_when_async_with_body_raises() -> None:
+async def test_agents_are_cancelled_and_produced_replies_kept_when_async_with_body_raises() -> None:
     for _ in range(REPEAT):
         await araise_in_body_once()
 

@@ -23,7 +23,6 @@ from typing import Any
 
 from miniagents.messages import MessagePromise, MessageSequencePromise
 from miniagents.miniagents import AgentCall, MiniAgents
-from miniagents.notebook import _core_access
 from miniagents.notebook.run_scope import RunScope, attribute_calls_to_scopes, current_scope
 
 _REMEMBERED_SENDERS = 512  # reply sequences whose agent alias is remembered for their widget's headers
@@ -65,7 +64,7 @@ class _NotebookSession:
                 pass
 
     def _remember_sender(self, call: AgentCall) -> None:
-        replies = _core_access.reply_sequence_of(call)
+        replies = call.replies
         self.senders[id(replies)] = (replies, call.agent.alias)
         if len(self.senders) > _REMEMBERED_SENDERS:
             self.senders.popitem(last=False)
@@ -90,7 +89,7 @@ class _NotebookSession:
     def ensure_current(self) -> None:
         """Make the kernel-wide context current again if no context is current here (it was lost)."""
         if MiniAgents.get_current_or_none() is None:
-            _core_access.make_current(self.context)
+            self.context.make_current()
 
 
 _session: _NotebookSession | None = None
@@ -138,7 +137,7 @@ def deactivate() -> None:
     if session is None:
         return
     session.uninstall()
-    _core_access.make_not_current(session.context)
+    session.context.deactivate()
 
 
 def active_context() -> MiniAgents | None:

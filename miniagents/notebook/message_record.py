@@ -13,7 +13,6 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from miniagents.messages import Message, MessagePromise, MessageSequencePromise
-from miniagents.notebook import _core_access
 from miniagents.notebook.rendering import (
     MessageHeader,
     describe_error,
@@ -61,14 +60,17 @@ class MessageRecord:
 
     def prime(self) -> None:
         """Take, synchronously, the tokens (and the message) the promise already has."""
-        pieces, done = _core_access.peek_pieces(self.promise)
+        pieces, done = self.promise.snapshot()
         for piece in pieces:
             if isinstance(piece, BaseException):
                 self._fail(piece)
                 return
             self._chunks.append(piece)
-        if done:
-            message = _core_access.peek_result(self.promise)
+        if done and self.promise.done():
+            try:
+                message = self.promise.result_nowait()
+            except Exception:
+                return  # its error comes as a piece, or through afollow()
             if isinstance(message, Message):
                 self._finish(message)
 

@@ -10,70 +10,65 @@ attributed to that cell, while calls made by a chat loop started in an earlier c
 
 from __future__ import annotations
 
-import asyncio
 import weakref
 from collections.abc import Collection
 from contextvars import ContextVar
 
-from miniagents.messages import MessagePromise
 from miniagents.miniagents import AgentCall, MiniAgent, MiniAgents
-from miniagents.notebook import _core_access
 
-_PRUNE_ABOVE = 64  # calls kept before the completed ones are dropped
-_MAX_CANCEL_ROUNDS = 100  # loop iterations spent waiting for not yet started tasks to start
+_MIN_PRUNE = 64  # calls kept before the settled ones are dropped (then again whenever the count doubles)
 
 current_scope: ContextVar[RunScope | None] = ContextVar("miniagents_notebook_run_scope", default=None)
 
 
 class RunScope:
-    """The agent calls started under this scope that may still be working."""
+    """
+    The top-level agent calls started under this scope that may still be working. Calls made inside agents
+    belong to their caller's subtree: cancelling a top-level call cancels them (and every reply stream) too.
+    Bookkeeping is O(1) per call: settled calls are dropped when the count doubles.
+    """
 
-    __slots__ = ("_calls", "name")
+    __slots__ = ("_calls", "_prune_at", "name")
 
     def __init__(self, name: str) -> None:
         self.name = name
         self._calls: list[AgentCall] = []
+        self._prune_at = _MIN_PRUNE
 
     def add(self, call: AgentCall) -> None:
-        """Attribute `call` to this scope."""
-        self._calls.append(call)
-        if len(self._calls) > _PRUNE_ABOVE:
-            self._calls = [each for each in self._calls if not _completely_done(each)]
+        """Attribute `call` (a call made outside any agent) to this scope."""
+        calls = self._calls
+        calls.append(call)
+        if len(calls) > self._prune_at:
+            self._calls = calls = [each for each in calls if not each.settled]
+            self._prune_at = max(_MIN_PRUNE, 2 * len(calls))
 
     @property
     def active_calls(self) -> list[AgentCall]:
         """The calls that are running or whose replies are still streaming."""
-        return [call for call in self._calls if not _completely_done(call)]
+        return [call for call in self._calls if not call.settled]
 
-    def cancel(self, spare: Collection[MiniAgent] = ()) -> None:
+    def cancel(self, spare: Collection[MiniAgent] = ()) -> int:
         """
-        Cancel every call of this scope still at work (except calls of the agents in `spare`), and the
-        streaming of their replies. Calls that have not started yet (the loop was blocked) are cancelled
-        as soon as they start, on the next loop iterations, together with any calls they make meanwhile.
+        Cancel the subtree of every call of this scope still at work (except calls of the agents in
+        `spare`): the agents, the calls they made and the streaming of their replies, started or not.
+        Returns how many calls were cancelled.
         """
-        self._cancel_round(tuple(spare), _MAX_CANCEL_ROUNDS)
-
-    def _cancel_round(self, spare: tuple[MiniAgent, ...], rounds_left: int) -> None:
-        calls = [call for call in self.active_calls if not any(call.agent is agent for agent in spare)]
-        _, not_started = _core_access.cancel_agent_calls(calls)
-        if not_started and rounds_left > 1:
-            asyncio.get_running_loop().call_soon(self._cancel_round, spare, rounds_left - 1)
+        cancelled = 0
+        for call in self.active_calls:
+            if not any(call.agent is agent for agent in spare):
+                cancelled += call.cancel()
+        return cancelled
 
     def __repr__(self) -> str:
         return f"<RunScope {self.name}: {len(self.active_calls)} active call(s)>"
 
 
-def _completely_done(call: AgentCall) -> bool:
-    if call.status not in ("finished", "failed"):
-        return False
-    pieces, done = _core_access.peek_pieces(_core_access.reply_sequence_of(call))
-    return done and all(_core_access.peek_pieces(piece)[1] for piece in pieces if isinstance(piece, MessagePromise))
-
-
 def _attribute_to_current_scope(call: AgentCall) -> None:
-    scope = current_scope.get()
-    if scope is not None:
-        scope.add(call)
+    if call.parent is None:  # nested calls are cancelled with their caller
+        scope = current_scope.get()
+        if scope is not None:
+            scope.add(call)
 
 
 _scoped_contexts: weakref.WeakSet[MiniAgents] = weakref.WeakSet()

@@ -45,7 +45,7 @@ class StoredRunTree:
             self._roots = [self._add_call(root) for root in graph.roots]
         finally:
             if scratch is not None:
-                scratch._deactivate()
+                scratch.deactivate()
 
     def _add_call(self, stored: StoredCall) -> _StoredCallRecord:
         record = _StoredCallRecord(

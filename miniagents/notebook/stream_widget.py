@@ -13,7 +13,7 @@ from typing import Any
 from miniagents.messages import Message, MessagePromise, MessageSequencePromise
 from miniagents.miniagent_typing import MessageType
 from miniagents.miniagents import MessageSequence
-from miniagents.notebook import _core_access, assets
+from miniagents.notebook import assets
 from miniagents.notebook.live_widget import IdList, LiveWidget
 from miniagents.notebook.message_record import MessageRecord, apieces
 
@@ -50,9 +50,7 @@ class MessageStreamWidget(LiveWidget):
 
     def _prime(self, sequence: MessageSequencePromise) -> int:
         """Show what the sequence already holds; returns how many pieces that was."""
-        if not _core_access.is_started(sequence):
-            return 0  # a lazy sequence: consuming it (in the feeding task) is what starts it
-        pieces, self._sequence_done = _core_access.peek_pieces(sequence)
+        pieces, self._sequence_done = sequence.snapshot()  # (a lazy sequence shows nothing and is not started)
         for piece in pieces:
             self._add(piece)
         return len(pieces)

@@ -18,7 +18,7 @@ from typing import Any
 
 from miniagents.messages import MessagePromise, MessageSequencePromise
 from miniagents.miniagents import AgentCall, MiniAgents
-from miniagents.notebook import _core_access, assets
+from miniagents.notebook import assets
 from miniagents.notebook.live_widget import IdList, LiveWidget
 from miniagents.notebook.message_record import apieces
 from miniagents.notebook.rendering import describe_error
@@ -144,7 +144,7 @@ class MessageTree(LiveWidget):
         self.detach()
         super().close()
 
-    def _on_agent_call(self, call: AgentCall) -> None:
+    def observe_call(self, call: AgentCall) -> None:
         parent = self._calls.get(id(call.parent)) if call.parent is not None else None
         record = CallRecord(f"c{len(self._calls) + 1}", call, parent.id if parent is not None else None)
         self._calls[id(call)] = record
@@ -180,7 +180,7 @@ class MessageTree(LiveWidget):
         record.observed = True
         self._following += 2
         self._start(self._afollow(record, "inputs", record.call.input_sequence))
-        self._start(self._afollow(record, "replies", _core_access.reply_sequence_of(record.call)))
+        self._start(self._afollow(record, "replies", record.call.replies))
 
     async def _afollow(self, record: CallRecord, part: str, sequence: MessageSequencePromise) -> None:
         message_promises = []
@@ -281,7 +281,7 @@ class _CallObservers:
 
     def dispatch(self, call: AgentCall) -> None:
         for tree in list(self.trees):
-            tree._on_agent_call(call)
+            tree.observe_call(call)
 
 
 _observers: weakref.WeakKeyDictionary[MiniAgents, _CallObservers] = weakref.WeakKeyDictionary()

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import AsyncIterator
 from types import TracebackType
-from typing import Any, Generic
+from typing import Any, Generic, Protocol
 
 from miniagents.promising.context import PromisingContext
 from miniagents.promising.errors import AppenderClosedError, AppenderNotOpenError, PromiseCancelledError, PromisingError
@@ -13,19 +14,36 @@ from miniagents.promising.promise_typing import PIECE
 from miniagents.promising.sentinels import DEFAULT, Sentinel
 
 
+class AppenderSink(Protocol):
+    """Where a StreamAppender sends what is appended, when it is not its own queue (see `sink=`)."""
+
+    def send(self, piece: Any) -> None:
+        """Take one appended piece (an exception captured by `with appender:` comes as a piece)."""
+
+    def close(self) -> None:
+        """No more pieces will come."""
+
+    def __aiter__(self) -> AsyncIterator[Any]:
+        """What iterating the appender iterates."""
+        ...
+
+
 class StreamAppender(Generic[PIECE]):
     """
     A streamer fed by hand: `with appender: appender.append(piece)`; pass it as a `streamer`.
 
-    It is a single-consumer async iterator of the appended pieces (errors come as pieces).
+    It is a single-consumer async iterator of the appended pieces (errors come as pieces). With `sink=`
+    the pieces go to the sink instead (e.g. a message sequence that flattens them), and iterating the
+    appender iterates the sink.
     """
 
-    __slots__ = ("_is_closed", "_is_open", "_queue", "_waiter", "capture_errors")
+    __slots__ = ("_is_closed", "_is_open", "_queue", "_sink", "_waiter", "capture_errors")
 
-    def __init__(self, capture_errors: bool | Sentinel = DEFAULT) -> None:
+    def __init__(self, capture_errors: bool | Sentinel = DEFAULT, sink: AppenderSink | None = None) -> None:
         if capture_errors is DEFAULT:
             capture_errors = PromisingContext.get_current().appenders_capture_errors_by_default
         self.capture_errors = bool(capture_errors)
+        self._sink = sink
         self._queue: deque[Any] | None = None  # created on first append: many appenders never queue
         self._waiter: asyncio.Future[None] | None = None
         self._is_open = False
@@ -68,13 +86,25 @@ class StreamAppender(Generic[PIECE]):
         return self
 
     def _deliver(self, piece: Any) -> None:
+        if self._sink is not None:
+            self._sink.send(piece)
+            return
         if self._queue is None:
             self._queue = deque()
         self._queue.append(piece)
         self._wake()
 
     def _deliver_end(self) -> None:
-        self._wake()
+        if self._sink is not None:
+            self._sink.close()
+        else:
+            self._wake()
+
+    def fail(self, error: BaseException) -> None:
+        """Append `error` as the last piece and close, unless already closed (for an owner ending the stream)."""
+        if not self._is_closed:
+            self._deliver(error)
+            self.close()
 
     def _wake(self) -> None:
         waiter, self._waiter = self._waiter, None
@@ -97,11 +127,11 @@ class StreamAppender(Generic[PIECE]):
         self.close()
         return suppress
 
-    def __aiter__(self) -> StreamAppender[PIECE]:
-        return self
+    def __aiter__(self) -> AsyncIterator[PIECE]:
+        return self if self._sink is None else self._sink.__aiter__()
 
-    def __call__(self, *_: Any) -> StreamAppender[PIECE]:
-        return self
+    def __call__(self, *_: Any) -> AsyncIterator[PIECE]:
+        return self.__aiter__()
 
     async def __anext__(self) -> PIECE:
         while not self._queue:

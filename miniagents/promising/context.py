@@ -1,16 +1,19 @@
 """
-PromisingContext: where promises and agents run. It tracks every background task started for them and
-the handlers run when a promise resolves; activated with `async with` or `activate()`.
+PromisingContext: where promises and agents run. It owns the root of the task ownership tree, tracks every
+task started in it (so `afinalize()` can wait for them) and holds its observers; activated with
+`async with` or `activate()`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Coroutine, Iterable
-from contextvars import ContextVar
+from collections.abc import Awaitable, Coroutine
+from contextvars import Token
 from typing import TYPE_CHECKING, Any
 
+from miniagents.promising.observers import Observers, describe_handler
+from miniagents.promising.ownership import TaskDoneCallback, TaskOwner, current_owner_var
 from miniagents.promising.promise_typing import PromiseResolvedHandler, T
 
 if TYPE_CHECKING:
@@ -18,20 +21,19 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("miniagents")
 
-_current_context: ContextVar[PromisingContext | None] = ContextVar("miniagents_context", default=None)
-
-_NO_CONTEXT_MESSAGE = (
+NO_CONTEXT_MESSAGE = (
     "No MiniAgents context is active. Wrap the code that creates promises or calls agents in "
     "`async with MiniAgents():` (or run it with `MiniAgents().run(...)`; in Jupyter, call "
     "`miniagents.notebook.activate()` once)."
 )
 
+PROMISE_RESOLVED = "promise_resolved"
+
 
 class PromisingContext:
     """
-    Tracks every background task started for promises and agents, and the resolution handlers.
-
-    Activate it with `async with`, or `activate()` + `await afinalize()`; contexts nest.
+    Tracks every task started for promises and agents, owns them (cancel the root and everything stops),
+    and dispatches the observers. Activate it with `async with`, or `activate()` + `await afinalize()`.
     """
 
     def __init__(
@@ -40,7 +42,7 @@ class PromisingContext:
         appenders_capture_errors_by_default: bool = False,
         longer_hash_keys: bool = False,
         log_level_for_errors: int = logging.ERROR,
-        on_promise_resolved: PromiseResolvedHandler | Iterable[PromiseResolvedHandler] = (),
+        on_promise_resolved: PromiseResolvedHandler | Any = (),
     ) -> None:
         self.parent: PromisingContext | None = None
         self.start_everything_asap_by_default = start_everything_asap_by_default
@@ -48,11 +50,13 @@ class PromisingContext:
         self.longer_hash_keys = longer_hash_keys
         self.log_level_for_errors = log_level_for_errors
         self.logger = logger
-        self._resolved_handlers: list[PromiseResolvedHandler] = _as_handler_list(on_promise_resolved)
+        self.observers = Observers(logger)
+        self.observers.add_all(PROMISE_RESOLVED, on_promise_resolved, must_be_async=True)
+        self.root_owner: TaskOwner = TaskOwner(self, None)
+        self.loop: asyncio.AbstractEventLoop | None = None  # the loop this context's tasks run on
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._internal_tasks: set[asyncio.Task[Any]] = set()  # the subset started by the framework itself
-        self._forget_internal = self._forget_internal_task  # one bound method, not one per task
-        self._activation_token: Any = None
+        self._forget_task = self._tasks.discard  # one bound method, not one per task
+        self._activation_token: Token[TaskOwner | None] | None = None
         self._active = False
 
     # ------------------------------------------------------------- activation
@@ -60,12 +64,13 @@ class PromisingContext:
     @classmethod
     def get_current(cls) -> PromisingContext:
         """
-        The active context. Raises RuntimeError when none is active, TypeError when the active one
-        is not an instance of `cls`.
+        The active context. Raises RuntimeError when none is active, TypeError when the active one is not
+        an instance of `cls`.
         """
-        context = _current_context.get()
-        if context is None:
-            raise RuntimeError(_NO_CONTEXT_MESSAGE)
+        owner = current_owner_var.get()
+        if owner is None:
+            raise RuntimeError(NO_CONTEXT_MESSAGE)
+        context = owner.context
         if not isinstance(context, cls):
             raise TypeError(f"the active context is a {type(context).__name__}, not a {cls.__name__}")
         return context
@@ -73,23 +78,53 @@ class PromisingContext:
     @staticmethod
     def get_current_or_none() -> PromisingContext | None:
         """The active context, or None."""
-        return _current_context.get()
+        owner = current_owner_var.get()
+        return None if owner is None else owner.context
+
+    @property
+    def is_active(self) -> bool:
+        """Whether this context has been activated and not finalized yet."""
+        return self._active
 
     def activate(self) -> PromisingContext:
         """Make this context the current one (synchronously). Raises RuntimeError if already active."""
         if self._active:
             raise RuntimeError(f"this {type(self).__name__} is already active; contexts are not re-entrant")
-        self.parent = _current_context.get()
-        self._activation_token = _current_context.set(self)
+        parent_owner = current_owner_var.get()
+        self.parent = None if parent_owner is None else parent_owner.context
+        self.observers.attach_to(None if self.parent is None else self.parent.observers)
+        self.root_owner = TaskOwner(self, None)
+        self._activation_token = current_owner_var.set(self.root_owner)
         self._active = True
         return self
+
+    def make_current(self) -> None:
+        """
+        Make this already active context current in this execution context too (e.g. a notebook cell that
+        runs in a fresh contextvars context). Raises RuntimeError if it is not active.
+        """
+        if not self._active:
+            raise RuntimeError(f"this {type(self).__name__} is not active: activate() it first")
+        current_owner_var.set(self.root_owner)
+
+    def deactivate(self) -> None:
+        """Stop being active without waiting for the tasks (`afinalize()` waits, then deactivates)."""
+        if not self._active:
+            return
+        self._active = False
+        token, self._activation_token = self._activation_token, None
+        try:
+            if token is not None:
+                current_owner_var.reset(token)
+        except ValueError:  # activated in another contextvars.Context (e.g. a different notebook cell)
+            current_owner_var.set(None if self.parent is None else self.parent.root_owner)
 
     async def afinalize(self) -> None:
         """Wait for every task this context started (including ones started meanwhile), then deactivate."""
         try:
             await self.aflush_tasks()
         finally:
-            self._deactivate()
+            self.deactivate()
 
     async def aflush_tasks(self) -> None:
         """Wait until every task this context started has finished, without deactivating it."""
@@ -100,48 +135,44 @@ class PromisingContext:
                 return
             await asyncio.wait(pending)
 
-    def _deactivate(self) -> None:
-        if not self._active:
-            return
-        self._active = False
-        try:
-            _current_context.reset(self._activation_token)
-        except ValueError:
-            # activated in another contextvars.Context (e.g. a different notebook cell)
-            _current_context.set(self.parent)
-        self._activation_token = None
-
     async def __aenter__(self) -> PromisingContext:
         return self.activate()
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
-        if exc is not None and not isinstance(exc, Exception):
-            # cancelled or interrupted (Ctrl-C, kernel interrupt): stop everything this context started
-            await self.acancel_tasks()
+        if exc is not None:
+            # an error, a cancellation or an interrupt left the body: stop what is still running (every open
+            # stream ends with PromiseCancelledError, so no consumer waits forever); observers still finish
+            self.cancel_all()
         await self.afinalize()
 
+    def cancel_all(self) -> bool:
+        """Cancel every agent, stream and flattening task of this context (observer tasks still finish)."""
+        return self.root_owner.cancel()
+
     async def acancel_tasks(self) -> None:
-        """
-        Cancel the framework's own tasks (agents, streams, flattening) and wait until they have ended.
-        Tasks scheduled with `start_asap()` (handlers: persistence, logging) are left to finish, so
-        what was already produced is not lost; `afinalize()` waits for them.
-        """
-        current = asyncio.current_task()
-        while True:
-            pending = [task for task in self._internal_tasks if task is not current and not task.done()]
-            if not pending:
-                return
-            started = [task for task in pending if not _not_started(task)]
-            for task in started:
-                task.cancel()
-            if started:
-                await asyncio.wait(started)
-            else:
-                # a task cancelled before its first step never runs its body (nor its cleanup): let the
-                # not-yet-started ones reach their first await, then cancel them
-                await asyncio.sleep(0)
+        """Cancel everything this context runs (see `cancel_all()`), then wait until every task has ended."""
+        self.cancel_all()
+        await self.aflush_tasks()
 
     # ------------------------------------------------------------------ tasks
+
+    def track_task(self, task: asyncio.Task[Any]) -> None:
+        """Count `task` among this context's tasks until it ends (`aflush_tasks()` waits for it)."""
+        if self.loop is None:
+            self.loop = task.get_loop()
+        self._tasks.add(task)
+        task.add_done_callback(self._forget_task)
+
+    def create_task(self, coroutine: Coroutine[Any, Any, T], on_done: TaskDoneCallback | None = None) -> asyncio.Task[T]:
+        """
+        Run one of the framework's own coroutines as a task owned by the current owner (the agent call
+        running now, or this context's root), so cancelling that owner cancels it. `on_done(task)` runs
+        however the task ends.
+        """
+        owner = current_owner_var.get()
+        if owner is None or owner.context is not self:
+            owner = self.root_owner
+        return owner.start(coroutine, on_done)
 
     def start_asap(
         self,
@@ -150,7 +181,8 @@ class PromisingContext:
         log_level_for_errors: int = logging.DEBUG,
     ) -> asyncio.Task[T | None]:
         """
-        Schedule `awaitable` as a tracked task that starts at the next task switch.
+        Schedule `awaitable` as a tracked task that starts at the next task switch. It belongs to the
+        context, not to an agent call: cancelling calls leaves it running (`afinalize()` waits for it).
 
         An error is logged at `log_level_for_errors`, then re-raised from the task unless suppressed.
         """
@@ -165,51 +197,46 @@ class PromisingContext:
                 raise
 
         task = asyncio.get_running_loop().create_task(run())
-        self._tasks.add(task)
-        task.add_done_callback(self._forget_reported_task)
+        self.track_task(task)
+        task.add_done_callback(_retrieve_exception)
         return task
 
-    def _forget_reported_task(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled():
-            task.exception()  # logged by start_asap() already; awaiting the task still re-raises it
-
-    def _track(self, coroutine: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
-        """Run one of the framework's own coroutines as a tracked task (they deliver their errors)."""
-        task = asyncio.get_running_loop().create_task(coroutine)
-        self._tasks.add(task)
-        self._internal_tasks.add(task)
-        task.add_done_callback(self._forget_internal)
-        return task
-
-    def _forget_internal_task(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        self._internal_tasks.discard(task)
-        if not task.cancelled():
-            exc = task.exception()
-            if exc is not None:  # a bug in the framework: make it loud rather than lose it
-                self.logger.error("internal task failed: %r", exc, exc_info=exc)
-
-    # -------------------------------------------------------------- handlers
+    # -------------------------------------------------------------- observers
 
     def on_promise_resolved(self, handler: PromiseResolvedHandler) -> PromiseResolvedHandler:
-        """Register `async handler(promise, result)`, scheduled whenever a promise resolves."""
-        self._resolved_handlers.append(handler)
+        """Register `async handler(promise, result)`, scheduled whenever a promise resolves (a decorator too)."""
+        self.observers.add(PROMISE_RESOLVED, handler, must_be_async=True)
         return handler
 
-    def _promise_resolved(self, promise: Promise[Any], result: Any) -> None:
-        """Schedule the resolution handlers of this context and of its parents."""
-        context: PromisingContext | None = self
-        while context is not None:
-            for handler in context._resolved_handlers:
-                self.start_asap(handler(promise, result), log_level_for_errors=self.log_level_for_errors)
-            context = context.parent
+    def promise_resolved(self, promise: Promise[Any], result: Any) -> None:
+        """Schedule the resolution observers (this context's, then its parents'). Called by promises."""
+        for handler in self.observers.of(PROMISE_RESOLVED):
+            self.schedule_observer(PROMISE_RESOLVED, handler, promise, result)
+
+    def schedule_observer(self, kind: str, handler: Any, *args: Any) -> None:
+        """Run `await handler(*args)` in a context-level task; an error is logged with the handler's name."""
+        try:
+            coroutine = handler(*args)
+        except Exception as exc:
+            self.observers.log_failure(kind, handler, exc)
+            return
+        if not asyncio.iscoroutine(coroutine):
+            self.observers.log_failure(
+                kind,
+                handler,
+                TypeError(f"{describe_handler(handler)} returned {type(coroutine).__name__}, not a coroutine"),
+            )
+            return
+        task = asyncio.get_running_loop().create_task(self._aobserve(kind, handler, coroutine))
+        self.track_task(task)
+
+    async def _aobserve(self, kind: str, handler: Any, coroutine: Coroutine[Any, Any, Any]) -> None:
+        try:
+            await coroutine
+        except Exception as exc:
+            self.observers.log_failure(kind, handler, exc)
 
 
-def _not_started(task: asyncio.Task[Any]) -> bool:
-    frame = getattr(task.get_coro(), "cr_frame", None)
-    return frame is not None and frame.f_lasti < 0
-
-
-def _as_handler_list(handlers: Callable[..., Any] | Iterable[Callable[..., Any]]) -> list[Any]:
-    return [handlers] if callable(handlers) else list(handlers)
+def _retrieve_exception(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled():
+        task.exception()  # logged by start_asap() already; awaiting the task still re-raises it

@@ -1,30 +1,90 @@
 """
-Promises and replayable streamed promises. The context they run in and the hand-fed StreamAppender live
-in their own modules and are re-exported here (this is the public module path of all four).
+Promises and replayable streamed promises (their context and the hand-fed StreamAppender live in their own
+modules and are re-exported here: this is the public module path of all four).
 
-Vocabulary: a *resolver* computes a promise's whole value; a *streamer* produces the pieces of a
-streamed promise; an *appender* is a streamer fed by hand. Waiting is done with one future per
-waiter (never a shared one: cancelling one waiter must not cancel the others) and never by polling.
+Vocabulary: a *resolver* computes a promise's whole value; a *streamer* produces the pieces of a streamed
+promise; a `StreamWriter` is the producer end of a stream fed by hand. The state of a stream lives in one
+place (`_StreamState`); the replayable `StreamedPromise` is its consumer end, the writer its producer end.
+Consumers wait in a `ParkingLot`: one future per waiter (cancelling one waiter never disturbs the others),
+never polling.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterable
+from types import TracebackType
 from typing import Any, Generic
 
 from miniagents.promising.appender import StreamAppender
-from miniagents.promising.context import (
-    _NO_CONTEXT_MESSAGE,
-    PromisingContext,
-    _current_context,
-    logger,
-)
-from miniagents.promising.errors import FunctionNotProvidedError, PromiseCancelledError
+from miniagents.promising.context import NO_CONTEXT_MESSAGE, PromisingContext, logger
+from miniagents.promising.errors import FunctionNotProvidedError, PromiseCancelledError, PromisingError
+from miniagents.promising.ownership import current_owner_var
 from miniagents.promising.promise_typing import PIECE, WHOLE, T
 from miniagents.promising.sentinels import DEFAULT, NO_VALUE, Sentinel
 
-__all__ = ["Promise", "PromisingContext", "StreamAppender", "StreamedPromise"]
+__all__ = ["ParkingLot", "Promise", "PromisingContext", "StreamAppender", "StreamWriter", "StreamedPromise"]
+
+
+class ParkingLot:
+    """Tasks waiting for something: `await lot.park(loop)` returns once `unpark_all()` is called."""
+
+    __slots__ = ("_waiters",)
+
+    def __init__(self) -> None:
+        self._waiters: list[asyncio.Future[None]] | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self._waiters)
+
+    async def park(self) -> None:
+        """Wait until `unpark_all()` (cancelling this wait leaves the other waiters alone)."""
+        waiter = asyncio.get_running_loop().create_future()
+        waiters = self._waiters
+        if waiters is None:
+            self._waiters = [waiter]
+        else:
+            waiters.append(waiter)
+        try:
+            await waiter
+        finally:
+            if not waiter.done():  # we were cancelled: leave the other waiters alone
+                waiters = self._waiters
+                if waiters is not None and waiter in waiters:
+                    waiters.remove(waiter)
+
+    def unpark_all(self) -> None:
+        """Wake every waiting task."""
+        waiters = self._waiters
+        if waiters:
+            self._waiters = None
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+
+
+def check_home_loop(home_loop: asyncio.AbstractEventLoop | None, what: str) -> None:
+    """
+    Raise RuntimeError if `what` (a promise of a context whose tasks run on `home_loop`) is waited for on
+    another event loop: nothing there could ever feed it, so the wait would never end.
+    """
+    if home_loop is None:
+        return
+    loop = asyncio.get_running_loop()
+    if home_loop is not loop and not home_loop.is_closed():
+        raise RuntimeError(
+            f"this {what} belongs to a MiniAgents context whose event loop is not the one running here (e.g. "
+            "MiniAgents().run() called inside a running loop runs on its own loop while the caller's loop is "
+            "blocked, so the promise could never complete). `await` it directly in its own context instead, "
+            "or make the agent calls inside the coroutine given to run() (`MiniAgents().run(main())`)."
+        )
+
+
+def _context_or_raise() -> PromisingContext:
+    owner = current_owner_var.get()
+    if owner is None:
+        raise RuntimeError(NO_CONTEXT_MESSAGE)
+    return owner.context
 
 
 class Promise(Generic[T]):
@@ -34,7 +94,7 @@ class Promise(Generic[T]):
     Every awaiter gets the very same result object, or the very same exception re-raised.
     """
 
-    __slots__ = ("_context", "_error", "_resolution_started", "_resolution_waiters", "_resolver_function", "_result")
+    __slots__ = ("_context", "_error", "_resolution_lot", "_resolution_started", "_resolver_function", "_result")
 
     def __init__(
         self,
@@ -42,15 +102,13 @@ class Promise(Generic[T]):
         resolver: Callable[[Any], Awaitable[T]] | None = None,
         prefill_result: T | Sentinel = NO_VALUE,
     ) -> None:
-        context = _current_context.get()
-        if context is None:
-            raise RuntimeError(_NO_CONTEXT_MESSAGE)
+        context = _context_or_raise()
         self._context = context
         self._resolver_function = resolver
         self._result: Any = NO_VALUE
         self._error: BaseException | None = None
         self._resolution_started = False
-        self._resolution_waiters: list[asyncio.Future[None]] | None = None
+        self._resolution_lot = ParkingLot()
         if prefill_result is not NO_VALUE:
             self._resolution_started = True
             self._set_result(prefill_result)
@@ -60,13 +118,33 @@ class Promise(Generic[T]):
             if start_asap:
                 self._start_in_background()
 
+    @property
+    def context(self) -> PromisingContext:
+        """The context this promise was made in (its tasks and observers belong to it)."""
+        return self._context
+
+    def done(self) -> bool:
+        """Whether the promise is resolved or failed (never waits, never starts lazy work)."""
+        return self._result is not NO_VALUE or self._error is not None
+
+    def result_nowait(self) -> T:
+        """
+        The result, without waiting. Re-raises the stored exception if the promise failed; raises
+        asyncio.InvalidStateError while it is unresolved.
+        """
+        if self._result is not NO_VALUE:
+            return self._result
+        if self._error is not None:
+            raise self._error
+        raise asyncio.InvalidStateError(f"{type(self).__name__} is not resolved yet")
+
     def _start_in_background(self) -> None:
         self._start_resolution()
 
     def _start_resolution(self) -> None:
         if not self._resolution_started:
             self._resolution_started = True
-            self._context._track(self._arun_resolver())
+            self._context.create_task(self._arun_resolver(), on_done=self._resolution_task_done)
 
     async def _resolver(self) -> T:
         """Compute the value; subclasses may override this instead of passing `resolver`."""
@@ -74,22 +152,27 @@ class Promise(Generic[T]):
             raise FunctionNotProvidedError(f"{type(self).__name__}: no resolver was passed in or implemented")
         return await self._resolver_function(self)
 
+    def _has_resolver(self) -> bool:
+        return self._resolver_function is not None or type(self)._resolver is not Promise._resolver
+
     def __await__(self) -> Generator[Any, None, T]:
         return self.aresolve().__await__()
 
     async def aresolve(self) -> T:
         """
-        The resolved value; re-raises the resolver's error. The resolver runs once, in its own task,
-        so cancelling one awaiter never disturbs the resolution or the other awaiters.
+        The resolved value; re-raises the resolver's error. The resolver runs once, in its own task, so
+        cancelling one awaiter never disturbs the resolution or the other awaiters.
         """
         if self._result is not NO_VALUE:
             return self._result
         if self._error is None:
+            check_home_loop(self._context.loop, type(self).__name__)
             self._start_resolution()
-            await _wait_in(self, "_resolution_waiters")
+            await self._resolution_lot.park()
             if self._result is not NO_VALUE:
                 return self._result
-        raise self._error  # type: ignore[misc]
+        assert self._error is not None
+        raise self._error
 
     async def _arun_resolver(self) -> None:
         try:
@@ -103,11 +186,17 @@ class Promise(Generic[T]):
         else:
             self._set_result(result)
         finally:
-            _wake(self, "_resolution_waiters")
+            self._resolution_lot.unpark_all()
+
+    def _resolution_task_done(self, _: asyncio.Task[Any]) -> None:
+        """However the resolution task ended (even cancelled before its first step), awaiters get an answer."""
+        if self._result is NO_VALUE and self._error is None:
+            self._error = PromiseCancelledError(f"resolution of {type(self).__name__} was cancelled")
+        self._resolution_lot.unpark_all()
 
     def _set_result(self, result: T) -> None:
         self._result = result
-        self._context._promise_resolved(self, result)
+        self._context.promise_resolved(self, result)
 
     def __repr__(self) -> str:
         if self._result is not NO_VALUE:
@@ -119,52 +208,170 @@ class Promise(Generic[T]):
         return f"<{type(self).__name__} {state}>"
 
 
-_FED_BY_OWNER = Sentinel("FED_BY_OWNER")  # streamer value: pieces are pushed in with _feed()/_end_stream()
+class _StreamState:
+    """
+    Everything about one stream, in one place: the pieces so far, whether it is done, who waits for the
+    next piece, and what to call when a consumer needs a piece nobody is producing (lazy streams).
+    """
+
+    __slots__ = ("demand", "done", "label", "lot", "origins", "pieces", "producing")
+
+    def __init__(self, label: str) -> None:
+        self.label = label  # what the stream is, for error messages
+        self.pieces: list[Any] | tuple[Any, ...] = []
+        self.done = False
+        self.lot = ParkingLot()
+        self.demand: Callable[[], None] | None = None
+        self.producing = False
+        self.origins: dict[int, TracebackType | None] | None = None  # index of an error piece -> its traceback
+
+    def append(self, piece: Any) -> None:
+        pieces = self.pieces
+        if isinstance(piece, BaseException):  # replays re-raise it with the traceback it came in with
+            if self.origins is None:
+                self.origins = {}
+            self.origins[len(pieces)] = piece.__traceback__
+        pieces.append(piece)  # type: ignore[union-attr]  # a list until end()
+        if self.lot:
+            self.lot.unpark_all()
+
+    def end(self) -> None:
+        if not self.done:
+            self.done = True
+            self.pieces = tuple(self.pieces)
+            self.demand = None  # drop references to the producer (often a cycle back to the promise)
+            self.lot.unpark_all()
+
+    def cancel(self, reason: str) -> None:
+        if not self.done:
+            self.append(PromiseCancelledError(reason))
+            self.end()
+
+    async def await_piece(self, index: int, home_loop: asyncio.AbstractEventLoop | None) -> Any:
+        """The piece at `index`, waiting (or asking for it to be produced) as needed; StopAsyncIteration past the end."""
+        while True:
+            if index < len(self.pieces):
+                return self.pieces[index]
+            if self.done:
+                raise StopAsyncIteration
+            check_home_loop(home_loop, self.label)
+            demand = self.demand
+            if demand is not None and not self.producing:
+                demand()
+                if index < len(self.pieces) or self.done:
+                    continue
+            await self.lot.park()
+
+
+class StreamWriter(Generic[PIECE]):
+    """
+    The producer end of a stream fed by hand: pass it as the `streamer` of a StreamedPromise, then
+    `send()` pieces, `fail()` with an error piece, `close()`. Consumers replay what was sent.
+    """
+
+    __slots__ = ("_state",)
+
+    def __init__(self) -> None:
+        self._state: _StreamState | None = None
+
+    def bind(self, state: _StreamState) -> None:
+        """Attach to the stream state of the promise this writer feeds (done by StreamedPromise)."""
+        if self._state is not None:
+            raise PromisingError("a StreamWriter feeds one StreamedPromise only")
+        self._state = state
+
+    def _bound_state(self) -> _StreamState:
+        state = self._state
+        if state is None:
+            raise PromisingError("this StreamWriter is not the streamer of any StreamedPromise yet")
+        return state
+
+    @property
+    def closed(self) -> bool:
+        """Whether the stream has ended (closed, failed or cancelled)."""
+        return self._bound_state().done
+
+    def send(self, piece: PIECE | BaseException) -> None:
+        """Append a piece (an exception is a piece too: consumers get it raised at its position)."""
+        state = self._bound_state()
+        if state.done:
+            raise PromisingError(f"cannot send {piece!r:.60}: the stream is closed")
+        state.append(piece)
+
+    def close(self) -> None:
+        """End the stream (idempotent)."""
+        self._bound_state().end()
+
+    def fail(self, error: BaseException) -> None:
+        """Append `error` as the last piece and end the stream (nothing happens if it already ended)."""
+        state = self._bound_state()
+        if not state.done:
+            state.append(error)
+            state.end()
+
+    def cancel(self, reason: str) -> None:
+        """End the stream with PromiseCancelledError(reason) at the cut, unless it already ended."""
+        self._bound_state().cancel(reason)
+
+    def on_first_demand(self, callback: Callable[[], None] | None) -> None:
+        """Call `callback()` once, when a consumer first waits for a piece that was not sent yet."""
+        state = self._bound_state()
+        if callback is None:
+            state.demand = None
+            return
+
+        def once() -> None:
+            state.demand = None
+            callback()
+
+        state.demand = once
 
 
 class StreamedPromise(Promise[WHOLE], Generic[PIECE, WHOLE]):
     """
     A promise of a whole value whose pieces can be consumed with `async for` while they are produced.
 
-    Replayable: every `async for` (or `promise()`) starts at the first piece. The streamer runs once;
-    an exception it raises is stored at its position, delivered to every consumer, and ends the stream.
+    Replayable: every `async for` (or `promise()`) starts at the first piece. The streamer runs once; an
+    exception it raises is stored at its position, delivered to every consumer, and ends the stream.
     """
 
-    __slots__ = (
-        "_demand_hook",
-        "_pieces",
-        "_producer_busy",
-        "_stream_aiter",
-        "_stream_done",
-        "_stream_started",
-        "_streamer_function",
-        "_waiters",
-    )
+    __slots__ = ("_state", "_stream_aiter", "_stream_started", "_streamer_function")
 
     def __init__(
         self,
-        streamer: Callable[[Any], AsyncIterator[PIECE]] | AsyncIterator[PIECE] | Sentinel | None = None,
+        streamer: Callable[[Any], AsyncIterator[PIECE]] | AsyncIterator[PIECE] | StreamWriter[PIECE] | None = None,
         prefill_pieces: Iterable[PIECE] | Sentinel = NO_VALUE,
         resolver: Callable[[Any], Awaitable[WHOLE]] | None = None,
         prefill_result: WHOLE | Sentinel = NO_VALUE,
         start_asap: bool | Sentinel = DEFAULT,
     ) -> None:
+        state = self._state = _StreamState(type(self).__name__)
         self._streamer_function = streamer
         self._stream_aiter: AsyncIterator[PIECE] | None = None
-        self._waiters: list[asyncio.Future[None]] | None = None
-        self._producer_busy = False
-        self._demand_hook: Callable[[], None] | None = None
-        if prefill_pieces is NO_VALUE:
-            self._pieces: list[Any] | tuple[Any, ...] = []
-            self._stream_done = False
-            self._stream_started = False
-        else:
-            self._pieces = tuple(prefill_pieces)
-            self._stream_done = True
+        if prefill_pieces is not NO_VALUE:
+            state.pieces = tuple(prefill_pieces)  # type: ignore[arg-type]
+            state.done = True
             self._stream_started = True
+        elif isinstance(streamer, StreamWriter):
+            streamer.bind(state)
+            self._stream_started = True  # the writer's owner produces; consumers only wait
+        else:
+            self._stream_started = False
         super().__init__(start_asap=start_asap, resolver=resolver, prefill_result=prefill_result)
-        if streamer is _FED_BY_OWNER:
-            self._stream_started = True  # the owner produces; consumers only wait
+        if not self._stream_started:  # lazy: the first consumer to wait makes the streamer produce
+            state.demand = self._produce_next_in_background
+
+    # --------------------------------------------------------------- looking
+
+    def snapshot(self) -> tuple[tuple[PIECE, ...], bool]:
+        """The pieces produced so far and whether the stream is complete; never waits, never starts work."""
+        state = self._state
+        return tuple(state.pieces), state.done
+
+    @property
+    def stream_done(self) -> bool:
+        """Whether every piece has been produced (the stream ended, normally or with an error piece)."""
+        return self._state.done
 
     # --------------------------------------------------------------- producing
 
@@ -173,170 +380,112 @@ class StreamedPromise(Promise[WHOLE], Generic[PIECE, WHOLE]):
         streamer = self._streamer_function
         if streamer is None:
             raise FunctionNotProvidedError(f"{type(self).__name__}: no streamer was passed in or implemented")
-        return streamer(self) if callable(streamer) else streamer
+        return streamer(self) if callable(streamer) else streamer  # type: ignore[return-value]
 
     def _open_stream(self) -> AsyncIterator[PIECE] | None:
         """Start the streamer; on failure the error becomes the only piece and the stream ends."""
         try:
-            stream = self._streamer()
+            stream: Any = self._streamer()
             if not hasattr(stream, "__anext__"):
                 if not hasattr(stream, "__aiter__"):
+                    if hasattr(stream, "close"):
+                        stream.close()  # e.g. a coroutine: close it so no "never awaited" warning follows
                     raise TypeError(
                         f"the streamer of {type(self).__name__} must return an async iterator, "
                         f"got {type(stream).__name__}"
                     )
                 stream = stream.__aiter__()
         except Exception as exc:
-            self._feed(exc)
-            self._end_stream()
+            self._state.append(exc)
+            self._state.end()
             return None
         self._stream_aiter = stream
         return stream
 
     def _start_in_background(self) -> None:
-        if self._streamer_function is _FED_BY_OWNER:
-            return
-        if self._stream_done:  # prefilled pieces: nothing to drain, maybe something to resolve
-            if self._has_resolver():
+        if self._stream_started:  # prefilled or fed by a writer: nothing to drain, maybe something to resolve
+            if self._state.done and self._has_resolver():
                 self._start_resolution()
             return
         self._stream_started = True
-        self._context._track(self._adrain_then_resolve())
+        self._context.create_task(self._adrain_then_resolve(), on_done=self._production_task_done)
 
     async def _adrain_then_resolve(self) -> None:
         stream = self._open_stream()
+        state = self._state
         if stream is not None:
-            pieces = self._pieces
             try:
                 async for piece in stream:
-                    pieces.append(piece)
-                    if self._waiters:
-                        self._wake_waiters()
+                    state.append(piece)
             except asyncio.CancelledError:
-                self._end_stream_cancelled()
+                state.cancel(f"{type(self).__name__} was cancelled before its stream finished")
                 raise
             except BaseException as exc:
-                self._feed(exc)
-            self._end_stream()
+                state.append(exc)
+            state.end()
         if self._has_resolver() and not self._resolution_started:
             self._resolution_started = True
             await self._arun_resolver()
 
-    def _has_resolver(self) -> bool:
-        return self._resolver_function is not None or type(self)._resolver is not Promise._resolver
+    def _production_task_done(self, _: asyncio.Task[Any]) -> None:
+        """However the producing task ended (cancelled before its first step too), consumers get an end."""
+        self._state.cancel(f"{type(self).__name__} was cancelled before its stream finished")
+        self._state.producing = False
+        if self._resolution_started:
+            self._resolution_task_done(_)
+
+    def _produce_next_in_background(self) -> None:
+        """Lazy mode: produce one piece for the waiting consumers, in its own task (a cancelled consumer can't break it)."""
+        self._state.producing = True
+        self._context.create_task(self._aproduce_next(), on_done=self._production_task_done_lazy)
 
     async def _aproduce_next(self) -> None:
-        """Pull one piece from the streamer on behalf of the waiting consumers (lazy mode, own task)."""
+        state = self._state
+        stream = self._stream_aiter or self._open_stream()
+        if stream is None:
+            return
         try:
-            stream = self._stream_aiter or self._open_stream()
-            if stream is None:
-                return
-            try:
-                piece = await stream.__anext__()
-            except StopAsyncIteration:
-                self._end_stream()
-            except asyncio.CancelledError:  # only the context cancels this task
-                self._end_stream_cancelled()
-                raise
-            except BaseException as exc:
-                self._feed(exc)
-                self._end_stream()
-            else:
-                self._feed(piece)
-        finally:
-            self._producer_busy = False
-            if self._waiters:
-                self._wake_waiters()
+            piece = await stream.__anext__()
+        except StopAsyncIteration:
+            state.end()
+        except asyncio.CancelledError:
+            state.cancel(f"{type(self).__name__} was cancelled before its stream finished")
+            raise
+        except BaseException as exc:
+            state.append(exc)
+            state.end()
+        else:
+            state.append(piece)
 
-    def _feed(self, piece: Any) -> None:
-        """Append a piece and wake the consumers waiting for it."""
-        if isinstance(piece, BaseException):
-            remember_origin(piece)
-        self._pieces.append(piece)
-        if self._waiters:
-            self._wake_waiters()
-
-    def _end_stream(self) -> None:
-        """No more pieces will come; the pieces become an immutable tuple."""
-        if not self._stream_done:
-            self._stream_done = True
-            self._pieces = tuple(self._pieces)
-            self._stream_aiter = None
-            self._demand_hook = None  # drop references to the producer (often a cycle back to us)
-            if self._waiters:
-                self._wake_waiters()
-
-    def _end_stream_cancelled(self) -> None:
-        self._feed(PromiseCancelledError(f"{type(self).__name__} was cancelled before its stream finished"))
-        self._end_stream()
-
-    def _wake_waiters(self) -> None:
-        _wake(self, "_waiters")
-
-    async def _await_piece(self, index: int) -> Any:
-        """The piece at `index`, waiting or producing as needed; StopAsyncIteration past the end."""
-        while True:
-            if index < len(self._pieces):
-                return self._pieces[index]
-            if self._stream_done:
-                raise StopAsyncIteration
-            if self._demand_hook is not None:
-                hook, self._demand_hook = self._demand_hook, None
-                hook()
-                continue
-            if not self._stream_started and not self._producer_busy:
-                # lazy mode: one piece is produced in its own task, so a cancelled consumer can't break it
-                self._producer_busy = True
-                self._context._track(self._aproduce_next())
-            await _wait_in(self, "_waiters")
+    def _production_task_done_lazy(self, task: asyncio.Task[Any]) -> None:
+        state = self._state
+        state.producing = False
+        if task.cancelled():
+            state.cancel(f"{type(self).__name__} was cancelled before its stream finished")
+        state.lot.unpark_all()
 
     # --------------------------------------------------------------- consuming
 
     def __aiter__(self) -> AsyncIterator[PIECE]:
-        return _ReplayIterator(self, raise_errors=True)
+        return _ReplayIterator(self._state, self._context.loop, raise_errors=True)
 
     def __call__(self, *_: Any) -> AsyncIterator[PIECE]:
         """A fresh replaying iterator, so this promise can be the streamer of another one."""
-        return _ReplayIterator(self, raise_errors=True)
+        return _ReplayIterator(self._state, self._context.loop, raise_errors=True)
 
-    def _raw_pieces(self) -> AsyncIterator[Any]:
-        """Replay iterator that returns error pieces instead of raising them (for flattening)."""
-        return _ReplayIterator(self, raise_errors=False)
-
-
-async def _wait_in(owner: Any, waiters_slot: str) -> None:
-    """Wait on a future of our own, registered in `owner.<waiters_slot>` (a list created on demand)."""
-    waiter = asyncio.get_running_loop().create_future()
-    waiters = getattr(owner, waiters_slot)
-    if waiters is None:
-        setattr(owner, waiters_slot, [waiter])
-    else:
-        waiters.append(waiter)
-    try:
-        await waiter
-    finally:
-        if not waiter.done():  # we were cancelled: leave the others alone
-            waiters = getattr(owner, waiters_slot)
-            if waiters is not None and waiter in waiters:
-                waiters.remove(waiter)
-
-
-def _wake(owner: Any, waiters_slot: str) -> None:
-    waiters = getattr(owner, waiters_slot)
-    if waiters:
-        setattr(owner, waiters_slot, None)
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_result(None)
+    def raw_pieces(self) -> AsyncIterator[PIECE | BaseException]:
+        """A replaying iterator that yields error pieces as values instead of raising them (for flattening)."""
+        return _ReplayIterator(self._state, self._context.loop, raise_errors=False)
 
 
 class _ReplayIterator:
-    """Iterates a StreamedPromise from its first piece; produced pieces come from memory."""
+    """Iterates a stream from its first piece; produced pieces come from memory."""
 
-    __slots__ = ("_index", "_promise", "_raise_errors")
+    __slots__ = ("_index", "_loop", "_raise_errors", "_state")
 
-    def __init__(self, promise: StreamedPromise[Any, Any], raise_errors: bool) -> None:
-        self._promise = promise
+    def __init__(self, state: _StreamState, loop: asyncio.AbstractEventLoop | None, raise_errors: bool) -> None:
+        self._state = state
+        self._loop = loop
         self._index = 0
         self._raise_errors = raise_errors
 
@@ -344,26 +493,18 @@ class _ReplayIterator:
         return self
 
     async def __anext__(self) -> Any:
-        promise = self._promise
+        state = self._state
         index = self._index
-        pieces = promise._pieces
+        pieces = state.pieces
         if index < len(pieces):
             piece = pieces[index]
-        elif promise._stream_done:
+        elif state.done:
             raise StopAsyncIteration
         else:
-            piece = await promise._await_piece(index)
+            piece = await state.await_piece(index, self._loop)
         self._index = index + 1
         if self._raise_errors and isinstance(piece, BaseException):
             # re-raised to every consumer with its original traceback, not one grown by each replay
-            raise piece.with_traceback(getattr(piece, "_miniagents_origin", piece.__traceback__))
+            origins = state.origins
+            raise piece.with_traceback(origins.get(index) if origins else piece.__traceback__)
         return piece
-
-
-def remember_origin(exc: BaseException) -> None:
-    """Keep the traceback an error had when it first entered a stream (replays re-raise with it)."""
-    if not hasattr(exc, "_miniagents_origin"):
-        try:
-            exc._miniagents_origin = exc.__traceback__  # type: ignore[attr-defined]
-        except AttributeError:  # exceptions that refuse attributes just keep their growing traceback
-            pass
