@@ -76,7 +76,7 @@ class Message(Frozen):
         """An already resolved MessagePromise of this very message (created once, then cached)."""
         try:
             promise = self._as_promise_cache
-            if promise._context is PromisingContext.get_current_or_none():
+            if promise.context is PromisingContext.get_current_or_none():
                 return promise
         except AttributeError:
             pass
@@ -84,11 +84,15 @@ class Message(Frozen):
         object.__setattr__(self, "_as_promise_cache", promise)
         return promise
 
-    def _mark_persisted(self, context: object) -> bool:
-        """Mark this instance as handed to `context`'s persistence handlers; False if it already was."""
-        if getattr(self, "_persisted", None) is context:
+    def mark_persisted(self, scope: object) -> bool:
+        """
+        Record that this very instance was handed to the persistence handlers of `scope` (a context's
+        token); returns False if it already was. MiniAgents persists each instance once per context.
+        """
+        scopes: tuple[object, ...] = getattr(self, "_persisted", ())
+        if scope in scopes:
             return False
-        object.__setattr__(self, "_persisted", context)
+        object.__setattr__(self, "_persisted", (*scopes, scope))
         return True
 
 
@@ -203,10 +207,10 @@ class MessagePromise(StreamedPromise[str, Message]):
             yield token
 
     async def _resolver(self) -> Message:
-        if not self._stream_done:
+        if not self._state.done:
             async for _ in self:
                 pass
-        pieces = self._pieces
+        pieces = self._state.pieces
         try:
             text = "".join(pieces)
         except TypeError:
@@ -219,7 +223,7 @@ class MessagePromise(StreamedPromise[str, Message]):
     def __repr__(self) -> str:
         if self._result is not NO_VALUE:
             return f"<MessagePromise of {self._result!r}>"
-        return f"<MessagePromise {self._preliminary_metadata!r} {'streamed' if self._stream_done else 'streaming'}>"
+        return f"<MessagePromise {self._preliminary_metadata!r} {'streamed' if self._state.done else 'streaming'}>"
 
 
 class MessageSequencePromise(StreamedPromise[MessagePromise, tuple[MessagePromise, ...]]):
