@@ -32,7 +32,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[3]
 CACHE_ROOT = Path(os.environ.get("MINIAGENTS_BROWSER_VENV_CACHE", Path.home() / ".cache" / "miniagents-browser-venv"))
 FORCE_FRESH = os.environ.get("MINIAGENTS_BROWSER_VENV_FRESH", "") not in ("", "0")
 # What the venv holds besides the wheel: the front end and the kernel side of the widgets.
-LAB_REQUIREMENTS = ("jupyterlab>=4.2,<5", "ipykernel>=6.29", "anywidget>=0.9", "ipywidgets>=8.1")
+LAB_REQUIREMENTS = ("jupyterlab>=4.2,<5", "notebook>=7,<8", "ipykernel>=6.29", "anywidget>=0.9", "ipywidgets>=8.1")
 READY_STAMP = "miniagents-browser-venv.json"
 IN_USE_LOCK = ".in-use"  # held shared by every test run using the venv; pruning needs it exclusively
 KEEP_CACHED_VENVS = 3
