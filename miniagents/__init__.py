@@ -12,6 +12,13 @@ from miniagents.miniagents import (
     MiniAgents,
     miniagent,
 )
+from miniagents.promising.errors import (
+    AppenderClosedError,
+    AppenderNotOpenError,
+    FunctionNotProvidedError,
+    PromiseCancelledError,
+    PromisingError,
+)
 from miniagents.promising.ext.frozen import Frozen
 from miniagents.promising.promising import Promise, PromisingContext, StreamAppender, StreamedPromise
 from miniagents.promising.sentinels import AWAIT, CLEAR
@@ -22,7 +29,10 @@ __all__ = [
     "AgentCall",
     "AgentCallNode",
     "AgentReplyNode",
+    "AppenderClosedError",
+    "AppenderNotOpenError",
     "Frozen",
+    "FunctionNotProvidedError",
     "InteractionContext",
     "Message",
     "MessagePromise",
@@ -32,7 +42,9 @@ __all__ = [
     "MiniAgent",
     "MiniAgents",
     "Promise",
+    "PromiseCancelledError",
     "PromisingContext",
+    "PromisingError",
     "StreamAppender",
     "StreamedPromise",
     "miniagent",

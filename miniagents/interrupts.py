@@ -83,14 +83,17 @@ class Interrupter:
         return pending
 
     @contextmanager
-    def sigint_installed(self) -> Iterator[None]:
-        """While inside: Ctrl-C interrupts the main task (the second one, or one with no main task, raises)."""
+    def sigint_installed(self, early_ok: bool = False) -> Iterator[None]:
+        """
+        While inside: Ctrl-C interrupts the main task (the second one, or one with no main task to interrupt,
+        raises KeyboardInterrupt right there). `early_ok`: see `interrupt_threadsafe()`.
+        """
         if threading.current_thread() is not threading.main_thread():
             yield
             return
 
         def on_sigint(signum: int, frame: Any) -> None:
-            if self.count >= 1 or not self.interrupt_threadsafe():
+            if self.count >= 1 or not self.interrupt_threadsafe(early_ok):
                 raise KeyboardInterrupt
 
         previous = signal.signal(signal.SIGINT, on_sigint)

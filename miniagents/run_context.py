@@ -182,12 +182,12 @@ def _run_in_worker_thread(main: Coroutine[Any, Any, T], interrupter: Interrupter
             outcome.set_exception(exc)
 
     thread = threading.Thread(target=worker, name="miniagents-run", daemon=True)
-    thread.start()
-    try:
-        return outcome.result()
-    except KeyboardInterrupt:  # e.g. a Jupyter kernel interrupt: stop the agents there, wait for them, re-raise
-        interrupter.interrupt_threadsafe(early_ok=True)
-        thread.join()
-        if outcome.exception() is None:
-            return outcome.result()  # the coroutine handled the interrupt and returned
-        raise
+    # our SIGINT handler while we block (asyncio.Runner's would only cancel the blocked caller's task)
+    with interrupter.sigint_installed(early_ok=True):
+        thread.start()
+        try:
+            return outcome.result()
+        except KeyboardInterrupt:  # not through our handler (e.g. another thread's): deliver it to the run
+            interrupter.interrupt_threadsafe(early_ok=True)
+    thread.join()
+    return outcome.result()  # the run's KeyboardInterrupt, or its result if the coroutine handled it

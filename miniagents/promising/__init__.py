@@ -4,9 +4,18 @@ from miniagents.promising.errors import (
     AppenderClosedError,
     AppenderNotOpenError,
     FunctionNotProvidedError,
+    PromiseCancelledError,
     PromisingError,
 )
-from miniagents.promising.promising import Promise, PromisingContext, StreamAppender, StreamedPromise
+from miniagents.promising.ownership import TaskOwner
+from miniagents.promising.promising import (
+    ParkingLot,
+    Promise,
+    PromisingContext,
+    StreamAppender,
+    StreamedPromise,
+    StreamWriter,
+)
 from miniagents.promising.sentinels import AWAIT, CLEAR, DEFAULT, END_OF_QUEUE, FAILED, NO_VALUE, Sentinel
 
 __all__ = [
@@ -19,10 +28,14 @@ __all__ = [
     "AppenderClosedError",
     "AppenderNotOpenError",
     "FunctionNotProvidedError",
+    "ParkingLot",
     "Promise",
+    "PromiseCancelledError",
     "PromisingContext",
     "PromisingError",
     "Sentinel",
     "StreamAppender",
+    "StreamWriter",
     "StreamedPromise",
+    "TaskOwner",
 ]
