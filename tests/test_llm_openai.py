@@ -126,7 +126,7 @@ async def test_tool_call_round_trip_sends_tool_calls_and_tool_results_back(
         tool_result = Message("18 C, sunny", role="tool", tool_call_id="call_1")
         await asingle_reply(agent.inquire(["weather?", call_message, tool_result], tools=[WEATHER_TOOL]))
     sent = server.requests[1].body["messages"]
-    assert sent[1]["role"] == "assistant" and sent[1]["content"] is None
+    assert sent[1]["role"] == "assistant" and sent[1]["content"] == ""
     assert sent[1]["tool_calls"][0]["id"] == "call_1"
     assert sent[1]["tool_calls"][0]["function"]["name"] == "get_weather"
     assert sent[2] == {"role": "tool", "content": "18 C, sunny", "tool_call_id": "call_1"}

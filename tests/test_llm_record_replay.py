@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from miniagents import Frozen, Message, MiniAgent, MiniAgents
-from miniagents.ext.llm import LLMCacheMissError, LLMResponseCache
+from miniagents.ext.llm import LLMCacheMissError, LLMRequest, LLMResponseCache
 from miniagents.ext.llm.anthropic import create_anthropic_agent
 from miniagents.ext.llm.offline import create_offline_agent
 from miniagents.ext.llm.openai import create_openai_agent
@@ -145,6 +145,30 @@ async def test_a_streamed_recording_replays_as_one_piece_when_not_streaming(
         _, recorded = await asingle_reply(recorder.inquire("hi", stream=True))
         tokens, replayed = await asingle_reply(replayer.inquire("hi", stream=False))
     assert tokens == ["A promise is a value to come."] and replayed == recorded
+
+
+async def test_recording_a_request_not_streamed_keeps_its_streamed_recording(
+    server: LLMWireServer, clients: SDKClients, tmp_path: Path
+) -> None:
+    server.enqueue(SCRIPT[1], Reply(tokens=["Whole answer."]))
+    recorder = create_openai_agent(clients.openai(), response_cache=LLMResponseCache(tmp_path, mode="record"))
+    replayer = create_openai_agent(response_cache=LLMResponseCache(tmp_path, mode="replay"))
+    async with MiniAgents():
+        streamed_tokens, streamed = await asingle_reply(recorder.inquire("hi", stream=True))
+        await asingle_reply(recorder.inquire("hi", stream=False))
+        replayed_tokens, replayed = await asingle_reply(replayer.inquire("hi", stream=True))
+        whole_tokens, _ = await asingle_reply(replayer.inquire("hi", stream=False))
+    assert len(json_files(tmp_path)) == 2
+    assert replayed_tokens == streamed_tokens == list(SCRIPT[1].tokens) and replayed == streamed
+    assert whole_tokens == ["Whole answer."]  # the non-streamed request has a recording of its own
+
+
+def test_the_key_of_a_request_not_streamed_adds_stream_false(tmp_path: Path) -> None:
+    payload = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+    streamed = LLMRequest(provider="openai", agent_alias="A", stream=True, payload=payload, messages=())
+    not_streamed = LLMRequest(provider="openai", agent_alias="A", stream=False, payload=payload, messages=())
+    assert streamed.hash_key == Frozen(provider="openai", request=payload).hash_key  # as recorded before
+    assert not_streamed.hash_key == Frozen(provider="openai", request=payload, stream=False).hash_key
 
 
 async def test_a_failed_call_is_not_recorded(server: LLMWireServer, clients: SDKClients, tmp_path: Path) -> None:

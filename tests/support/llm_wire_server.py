@@ -48,7 +48,7 @@ class Reply:
 
     `tokens` are streamed one delta per token (OpenAI additionally sends its usual leading role chunk with
     `content: ""`); in JSON mode they are joined. `tool_calls` follow the text. `model` defaults to the
-    request's model; `finish_reason` defaults to stop / tool_calls (OpenAI) = end_turn / tool_use (Anthropic)
+    request's model (`""` sends an empty model, as some compatible servers do); `finish_reason` defaults to stop / tool_calls (OpenAI) = end_turn / tool_use (Anthropic)
     and is translated between the two vocabularies. `usage` defaults to (words in the request's messages,
     number of tokens + tool fragments). `token_delay` seconds are waited before each streamed token event.
     """
@@ -119,13 +119,15 @@ Script = Reply | Fault
 
 @dataclass(frozen=True)
 class RecordedRequest:
-    """One received HTTP request. Header names are lower-case; `body` is the parsed JSON (None if not JSON).
-    Header values are kept out of `repr` so that credentials never end up in test output."""
+    """One received HTTP request. Header names are lower-case; `body` is the parsed JSON (None if not JSON);
+    `client_port` is the client's end of the TCP connection (requests sent over one kept-alive connection share
+    it). Header values are kept out of `repr` so that credentials never end up in test output."""
 
     method: str
     path: str
     headers: Mapping[str, str] = field(repr=False)
     body: Any
+    client_port: int | None = None
 
     @property
     def api_key(self) -> str | None:
@@ -212,7 +214,7 @@ def _resolve(item: Script, body: JSON, seq: int) -> Turn:
     unfinished = isinstance(item, Fault) and item.kind == "unfinished"
     return Turn(
         seq=seq,
-        model=reply.model or str(body.get("model") or "wire-model"),
+        model=reply.model if reply.model is not None else str(body.get("model") or "wire-model"),
         created=int(time.time()),
         tokens=list(reply.tokens),
         tool_calls=list(reply.tool_calls),
@@ -253,7 +255,7 @@ class _Handler(BaseHTTPRequestHandler):
         path = urlsplit(self.path).path
         headers = {k.lower(): v for k, v in self.headers.items()}
         with state.lock:
-            state.requests.append(RecordedRequest("POST", path, headers, body))
+            state.requests.append(RecordedRequest("POST", path, headers, body, self.client_address[1]))
         dialect = _DIALECTS.get(path.rstrip("/"))
         if dialect is None or not isinstance(body, dict):
             self._send_json(404 if dialect is None else 400, {"error": {"message": f"Unsupported: POST {path}"}}, {})

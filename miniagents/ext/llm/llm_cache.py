@@ -59,8 +59,10 @@ class LLMResponseCache:
     `MINIAGENTS_LLM_CACHE_MODE` environment variable decides, else `auto`; set it to `replay` in CI so
     that a missing recording fails instead of reaching for the network.
 
-    The key covers the provider, the model, the messages and every parameter, but not `stream`: a
-    response recorded streamed replays with its original chunks, or as one piece when not streamed.
+    The key covers the provider, the model, the messages, every parameter and `stream`: a response
+    recorded streamed replays with its original chunks, and recording the same request non-streamed
+    never replaces it. A non-streamed request without a recording of its own is answered by the streamed
+    recording, joined into one piece.
     """
 
     def __init__(self, folder: str | os.PathLike[str], mode: CacheMode | None = None) -> None:
@@ -88,19 +90,25 @@ class LLMResponseCache:
         """
         if self.mode in ("off", "record"):
             return None
-        path = self.path_for(request)
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
+        data = self._read(request)
+        if data is None and not request.stream:
+            data = self._read(request.streamed())
+        if data is None:
             if self.mode == "replay":
                 raise LLMCacheMissError(
                     f"no recorded response for {request.provider} request {request.hash_key} "
                     f"(model {request.model!r}, agent {request.agent_alias}, first user message: "
                     f"{request.first_user_text()!r}) in {self.folder}; record it first with "
                     f"mode='record' or 'auto'"
-                ) from None
+                )
             return None
         return LLMRecording(tokens=tuple(data["tokens"]), response=data["response"])
+
+    def _read(self, request: LLMRequest) -> dict[str, Any] | None:
+        try:
+            return json.loads(self.path_for(request).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
 
     def record(
         self, request: LLMRequest, tokens: list[str], response: dict[str, Any], secrets: Iterable[str] = ()

@@ -9,21 +9,28 @@ call log (`llm_log`) gets the request and the outcome either way.
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import importlib.util
 import inspect
-from collections.abc import AsyncIterator, Callable, Sequence
+import weakref
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Collection, Sequence
+from contextlib import aclosing
 from typing import Any, ClassVar
 
+from miniagents.agent_call import AgentCall, attach_agent_trace
 from miniagents.ext.llm.llm_cache import LLMResponseCache
 from miniagents.ext.llm.llm_log import LLMLogFolder
 from miniagents.ext.llm.llm_request import LLMRequest, message_role, plain_data
 from miniagents.messages import Message, MessagePromise
 from miniagents.miniagents import InteractionContext, MiniAgent, MiniAgents, miniagent
+from miniagents.promising.ownership import current_owner
 
 __all__ = [
+    "AgentSDKClient",
     "AssistantMessage",
     "LLMAgent",
+    "LLMIncompleteReplyError",
     "LLMRequest",
     "SystemMessage",
     "UserMessage",
@@ -34,6 +41,14 @@ __all__ = [
     "require_sdk",
     "sdk_call_kwargs",
 ]
+
+
+class LLMIncompleteReplyError(RuntimeError):
+    """
+    A provider ended a reply without a finish reason (OpenAI `finish_reason`, Anthropic `stop_reason`): the
+    server stopped generating before the reply was complete (a prompt over its context window, a request it
+    aborted for another one, a feature it gave up on mid-stream). What streamed before stays readable.
+    """
 
 
 class UserMessage(Message):
@@ -65,15 +80,19 @@ class LLMAgent:
     Skeleton of an LLM agent: replies with ONE streamed message whose preliminary metadata (role, model,
     agent alias) is known before the first token, and whose resolved metadata adds the provider's fields.
 
-    Subclasses set `provider`, and implement `_build_payload(messages)` and
-    `_aproduce_tokens(request, response)`, which yields text tokens and fills `response` with the
-    provider's response fields.
+    Subclasses set `provider`, and implement `_build_payload(messages)`, `_aproduce_tokens(request,
+    response)`, which yields text tokens and fills `response` with the provider's response fields, and
+    `_finish_reason(response)`: a reply the provider streamed without one is an error
+    (LLMIncompleteReplyError), never a message. Call-time kwargs named in `client_options` (such as
+    `max_retries`, `timeout`) are kept out of the request: they configure the SDK client of the call.
     """
 
     provider: ClassVar[str] = "llm"
     response_message_class: type[Message] = AssistantMessage
     # whether MINIAGENTS_LLM_CACHE_DIR applies when no cache is given (not for a deterministic stand-in)
     cache_from_env: ClassVar[bool] = True
+    # kwargs that configure the SDK client (applied with `client.with_options`), never sent in the request
+    client_options: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(
         self,
@@ -95,10 +114,14 @@ class LLMAgent:
             response_cache = LLMResponseCache.from_env()
         self.response_cache = response_cache
         self.llm_logger = llm_logger if llm_logger is not None else LLMLogFolder.from_env()
+        self.call_options = {name: provider_kwargs.pop(name) for name in self.client_options & provider_kwargs.keys()}
         self.provider_kwargs = provider_kwargs
+        self._agent_call: AgentCall | None = None
 
     async def arun(self) -> None:
         """Reply with one streamed message promise (the model is called when it streams)."""
+        owner = current_owner()  # in the agent function's task: this agent's call
+        self._agent_call = owner if isinstance(owner, AgentCall) else None
         self.ctx.reply(self._reply_promise())
 
     def _reply_promise(self) -> MessagePromise:
@@ -108,14 +131,18 @@ class LLMAgent:
         )
 
     async def _atoken_streamer(self, metadata_so_far: dict[str, Any]) -> AsyncIterator[str]:
-        messages = await self.ctx.messages.aresolve_messages()
-        request = LLMRequest(
-            provider=self.provider,
-            agent_alias=self.ctx.this_agent.alias,
-            stream=self.stream,
-            payload=self._build_payload(messages),
-            messages=messages,
-        )
+        try:
+            messages = await self.ctx.messages.aresolve_messages()
+            request = LLMRequest(
+                provider=self.provider,
+                agent_alias=self.ctx.this_agent.alias,
+                stream=self.stream,
+                payload=self._build_payload(messages),
+                messages=messages,
+            )
+        except Exception as exc:
+            self._attach_agent_trace(exc)
+            raise
         response: dict[str, Any] = {}
         tokens: list[str] = []
         error: BaseException | None = None
@@ -128,29 +155,102 @@ class LLMAgent:
                 source = recording.atokens(request.stream)
             else:
                 source = self._aproduce_tokens(request, response)
-            async for token in source:
-                tokens.append(token)
-                yield token
+            async with aclosing(source):
+                async for token in source:
+                    tokens.append(token)
+                    yield token
+            if not replayed and self._finish_reason(response) is None:
+                raise self._incomplete_reply_error(request, response, tokens)
         except BaseException as exc:
             error = exc
+            if isinstance(exc, Exception):
+                self._attach_agent_trace(exc)
             raise
         finally:
             if self.llm_logger is not None:
                 self.llm_logger.log_call(request, tokens, response, error, replayed, self._secrets())
         if self.response_cache is not None and not replayed:
             self.response_cache.record(request, tokens, response, self._secrets())
-        metadata_so_far.update({k: v for k, v in response.items() if k not in _PROTECTED_FIELDS})
+        for name, value in response.items():
+            # a server that leaves a field empty (`model: ""`) does not erase what was known before
+            if name not in _PROTECTED_FIELDS and not (name in metadata_so_far and _is_empty(value)):
+                metadata_so_far[name] = value
         metadata_so_far.update(self.reply_metadata)  # what the caller asked for wins
+
+    def _attach_agent_trace(self, exc: Exception) -> None:
+        """The reply streams after the agent function returned: its errors get the agent trace here."""
+        if self._agent_call is not None:
+            attach_agent_trace(exc, self._agent_call)
+
+    def _incomplete_reply_error(
+        self, request: LLMRequest, response: dict[str, Any], tokens: list[str]
+    ) -> LLMIncompleteReplyError:
+        reported = response.get("model")
+        model = repr(request.model) + (f" (reported as {reported!r})" if reported and reported != request.model else "")
+        received = "".join(tokens)
+        return LLMIncompleteReplyError(
+            f"{request.agent_alias}: the {request.provider} reply of model {model} ended without a finish reason: "
+            f"the server stopped before the reply was complete (a prompt over its context window, a request it "
+            f"aborted, or a parameter it gave up on); {len(received)} characters arrived before the end"
+            + (f": {received[:80]!r}" if received else "")
+        )
 
     def _build_payload(self, messages: tuple[Message, ...]) -> dict[str, Any]:
         raise NotImplementedError
 
-    def _aproduce_tokens(self, request: LLMRequest, response: dict[str, Any]) -> AsyncIterator[str]:
+    def _aproduce_tokens(self, request: LLMRequest, response: dict[str, Any]) -> AsyncGenerator[str, None]:
+        raise NotImplementedError
+
+    def _finish_reason(self, response: dict[str, Any]) -> Any:
+        """Why the provider ended the reply (None: it did not say, so the reply is incomplete)."""
         raise NotImplementedError
 
     def _secrets(self) -> tuple[str, ...]:
         """Credentials that must never be written to a log or a recording."""
         return ()
+
+
+def _is_empty(value: Any) -> bool:
+    return value is None or value == "" or (isinstance(value, (list, tuple, dict)) and not value)
+
+
+class AgentSDKClient:
+    """
+    The SDK client of one LLM agent: the client given at creation, or else one made on first use (from the
+    SDK's own settings: `OPENAI_API_KEY`...) and reused by every later call. A made client is made again only
+    when a call runs in another event loop, since a client's connections belong to the loop that opened them.
+    """
+
+    def __init__(self, given: Any | None, make: Callable[..., Any], construction_options: Collection[str] = ()) -> None:
+        """
+        `make(**options)` makes a client; it receives the call's options named in `construction_options`
+        (credentials, endpoint), so that a key given only as a kwarg is enough to make one.
+        """
+        self.given = given
+        self._make = make
+        self._construction_options = frozenset(construction_options)
+        self._made: Any = None
+        self._made_in: weakref.ref[asyncio.AbstractEventLoop] | None = None
+
+    def for_call(self, options: dict[str, Any]) -> Any:
+        """The client for one call: `options` (`max_retries`, `timeout`...) applied with `with_options`."""
+        client = self.given
+        if client is None:
+            loop = asyncio.get_running_loop()
+            if self._made is None or self._made_in is None or self._made_in() is not loop:
+                made = self._make(**{k: v for k, v in options.items() if k in self._construction_options})
+                self._made, self._made_in = made, weakref.ref(loop)
+            client = self._made
+        return client.with_options(**options) if options else client
+
+    def credentials(self, options: dict[str, Any]) -> tuple[str, ...]:
+        """The keys and tokens of the clients in use and of a call's `options` (to scrub from logs and recordings)."""
+        found: list[str] = []
+        for name in ("api_key", "auth_token"):
+            for value in (getattr(self.given, name, None), getattr(self._made, name, None), options.get(name)):
+                if isinstance(value, str) and value:
+                    found.append(value)
+        return tuple(found)
 
 
 def sdk_call_kwargs(method: Callable[..., Any], payload: dict[str, Any]) -> dict[str, Any]:

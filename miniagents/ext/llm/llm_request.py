@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
@@ -19,7 +19,7 @@ class LLMRequest:
     One model call as the provider receives it.
 
     `payload` is JSON-shaped (model, messages and parameters in the provider's format) and never holds
-    `stream`: a recording answers the same request streamed or not. `messages` are the agent's input.
+    `stream` (nor the options of the SDK client: keys, retries, timeouts). `messages` are the agent's input.
     """
 
     provider: str
@@ -31,16 +31,25 @@ class LLMRequest:
     @cached_property
     def hash_key(self) -> str:
         """
-        The framework's `hash_key` of a Frozen built from the provider and the payload.
+        The framework's `hash_key` of a Frozen built from the provider, the payload and `stream`.
+
+        A streamed request and the same request not streamed have different keys (their responses are
+        chunked differently). `stream: false` is part of the key of a non-streamed request; a streamed one
+        keeps the key it always had, so recordings made before `stream` was part of the key still answer.
 
         Raises ValueError when a parameter is not plain data (and so cannot be part of a key).
         """
+        streaming = {} if self.stream else {"stream": False}
         try:
-            return Frozen(provider=self.provider, request=self.payload).hash_key
+            return Frozen(provider=self.provider, request=self.payload, **streaming).hash_key
         except ValueError as exc:
             raise ValueError(
                 f"this {self.provider} request cannot be hashed (a parameter is not plain data): {exc}"
             ) from None
+
+    def streamed(self) -> LLMRequest:
+        """The same request, streamed."""
+        return replace(self, stream=True)
 
     @property
     def model(self) -> str:
@@ -64,6 +73,43 @@ def message_role(message: Message, default: str = "user") -> str:
     """The role of a message (`role` field), or `default` when it has none."""
     role = getattr(message, "role", None)
     return role if isinstance(role, str) else default
+
+
+def message_text(message: Message, provider: str) -> str:
+    """
+    The text of a message, as a provider receives it (a string `content` field stands in for a missing text).
+
+    Raises ValueError for a message without text: it would reach the model as its JSON dump.
+    """
+    if message.text is not None or message.text_template is not None:
+        return str(message)
+    content = getattr(message, "content", None)
+    if isinstance(content, str):
+        return content
+    raise ValueError(
+        f"a {type(message).__name__} (role {message_role(message)!r}) without text cannot be sent to {provider}: "
+        f"it would reach the model as its JSON dump ({str(message)[:80]!r}); give it `text`, or `content` parts"
+    )
+
+
+def content_parts(message: Message) -> list[dict[str, Any]] | None:
+    """
+    The `content` field of a message when it holds typed parts / blocks (`[{"type": "text", ...}, ...]`), as
+    plain dicts without their None values; None when the message has no such field (or a string one).
+
+    Raises ValueError when `content` holds something else.
+    """
+    content = getattr(message, "content", None)
+    if content is None or isinstance(content, str) or content == ():
+        return None
+    if isinstance(content, tuple) and all(
+        isinstance(part, Frozen) and isinstance(getattr(part, "type", None), str) for part in content
+    ):
+        return [{name: item for name, item in plain_data(part).items() if item is not None} for part in content]
+    raise ValueError(
+        f"the `content` of a {type(message).__name__} (role {message_role(message)!r}) must be a string or a list "
+        f"of parts that each have a `type` (such as {{'type': 'text', 'text': ...}}), not {plain_data(content)!r:.120}"
+    )
 
 
 def plain_data(value: Any) -> Any:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
 from miniagents.ext.llm.llm_cache import LLMResponseCache
@@ -86,7 +86,7 @@ class OfflineLLMAgent(LLMAgent):
         system = {} if self.system is None else {"system": self.system}
         return {"model": self.model, **system, **self.provider_kwargs, "messages": conversation}
 
-    async def _aproduce_tokens(self, request: LLMRequest, response: dict[str, Any]) -> AsyncIterator[str]:
+    async def _aproduce_tokens(self, request: LLMRequest, response: dict[str, Any]) -> AsyncGenerator[str, None]:
         messages = request.messages
         if self.system is not None:
             messages = (Message(text=self.system, role="system"), *messages)
@@ -103,3 +103,6 @@ class OfflineLLMAgent(LLMAgent):
         for token in tokens:
             await asyncio.sleep(self.token_delay)
             yield token
+
+    def _finish_reason(self, response: dict[str, Any]) -> Any:
+        return response.get("stop_reason")

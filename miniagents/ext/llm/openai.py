@@ -1,20 +1,20 @@
 """
 OpenAI Chat Completions as a MiniAgent; OpenAI-compatible servers (Ollama, vLLM, llama.cpp) work too.
 
-The `openai` SDK is imported only when a call is made. Without an `async_client`, a client is created
-for each call from the SDK's own settings (`OPENAI_API_KEY`, `OPENAI_BASE_URL`...) and closed when the
-call ends, so an agent defined at module level works in any event loop; pass your own client to reuse
-its connections.
+The `openai` SDK is imported only when a call is made. Without an `async_client`, the agent makes one on its
+first call from the SDK's own settings (`OPENAI_API_KEY`, `OPENAI_BASE_URL`...) and reuses it, so an agent
+defined at module level works in any event loop.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from miniagents.ext.llm.llm_cache import LLMResponseCache
 from miniagents.ext.llm.llm_common import (
+    AgentSDKClient,
     AssistantMessage,
     LLMAgent,
     LLMRequest,
@@ -26,12 +26,28 @@ from miniagents.ext.llm.llm_common import (
     sdk_call_kwargs,
 )
 from miniagents.ext.llm.llm_log import LLMLogFolder
+from miniagents.ext.llm.llm_request import content_parts, message_text
 from miniagents.messages import Message
 from miniagents.miniagents import InteractionContext, MiniAgent
 
-__all__ = ["DEFAULT_OPENAI_MODEL", "OpenAIAgent", "OpenAIMessage", "create_openai_agent"]
+__all__ = [
+    "DEFAULT_OPENAI_MODEL",
+    "OPENAI_CLIENT_OPTIONS",
+    "OPENAI_CONTENT_PART_TYPES",
+    "OpenAIAgent",
+    "OpenAIMessage",
+    "create_openai_agent",
+    "openai_chat_message",
+]
 
 DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
+# kwargs that configure the SDK client (`AsyncOpenAI.with_options`); they are never sent in the request
+OPENAI_CLIENT_OPTIONS = frozenset(
+    {"api_key", "organization", "project", "base_url", "timeout", "max_retries", "default_headers", "default_query"}
+)
+# the content parts of Chat Completions messages (Anthropic `image` blocks are converted to `image_url`)
+OPENAI_CONTENT_PART_TYPES = frozenset({"text", "image_url", "input_audio", "file", "refusal"})
+_CONSTRUCTION_OPTIONS = frozenset({"api_key", "organization", "project", "base_url"})
 
 
 class OpenAIMessage(AssistantMessage):
@@ -55,23 +71,37 @@ def create_openai_agent(
     Call-time kwargs (defaults may be given here too): `model` (default `gpt-4o-mini`), `stream`
     (default: the context's `stream_llm_tokens_by_default`), `system` (a system prompt put first),
     `reply_metadata`, and any Chat Completions parameter (`temperature`, `max_tokens`, `tools`...),
-    passed through; parameters the installed SDK does not know go in `extra_body`. Streamed calls ask
-    for usage with `stream_options={"include_usage": True}` unless `stream_options` is given (None:
-    none is sent). `response_cache` records / replays responses (default: `MINIAGENTS_LLM_CACHE_DIR`),
-    `llm_logger` writes each call as markdown (default: `MINIAGENTS_LLM_LOG_DIR`).
+    passed through; parameters the installed SDK does not know go in `extra_body`. The client options
+    (`OPENAI_CLIENT_OPTIONS`: `max_retries`, `timeout`, `api_key`, `base_url`...) configure the SDK client
+    of the call and are never sent in the request. Streamed calls ask for usage with
+    `stream_options={"include_usage": True}` (added to a given `stream_options` that does not say; None: no
+    `stream_options` is sent).
+    `response_cache` records / replays responses (default: `MINIAGENTS_LLM_CACHE_DIR`), `llm_logger`
+    writes each call as markdown (default: `MINIAGENTS_LLM_LOG_DIR`).
+
+    A message's `content` parts (`text`, `image_url`...; Anthropic `image` blocks are converted) are sent as
+    parts; content OpenAI cannot take, and a message without text or parts, fail the call with ValueError.
+    A reply that ends without a `finish_reason` fails with LLMIncompleteReplyError.
 
     Raises ImportError (naming the extra to install) when no client is given and `openai` is missing.
     """
     if async_client is None:
         require_sdk("openai", "openai")
+    client = AgentSDKClient(async_client, _make_client, _CONSTRUCTION_OPTIONS)
     return create_llm_agent(
         OpenAIAgent,
         alias=alias,
         description="An OpenAI chat model.",
         reply_metadata=reply_metadata,
-        agent_objects={"async_client": async_client, "response_cache": response_cache, "llm_logger": llm_logger},
+        agent_objects={"client": client, "response_cache": response_cache, "llm_logger": llm_logger},
         defaults={"model": DEFAULT_OPENAI_MODEL, **miniagent_kwargs},
     )
+
+
+def _make_client(**options: Any) -> Any:
+    openai = import_sdk("openai", "openai")
+    # a plain httpx client: the SDK's default one schedules its own closing in whatever loop collects it
+    return openai.AsyncOpenAI(http_client=openai.DefaultAsyncHttpxClient(), **options)
 
 
 class OpenAIAgent(LLMAgent):
@@ -79,69 +109,112 @@ class OpenAIAgent(LLMAgent):
 
     provider = "openai"
     response_message_class = OpenAIMessage
+    client_options = OPENAI_CLIENT_OPTIONS
 
-    def __init__(self, ctx: InteractionContext, async_client: Any | None = None, **kwargs: Any) -> None:
+    def __init__(self, ctx: InteractionContext, client: AgentSDKClient, **kwargs: Any) -> None:
         super().__init__(ctx, **kwargs)
-        self.async_client = async_client
+        self.client = client
 
     def _build_payload(self, messages: tuple[Message, ...]) -> dict[str, Any]:
         chat = [] if self.system is None else [{"role": "system", "content": self.system}]
         chat += [openai_chat_message(message) for message in messages]
         return {"model": self.model, "messages": chat, **self.provider_kwargs}
 
-    async def _aproduce_tokens(self, request: LLMRequest, response: dict[str, Any]) -> AsyncIterator[str]:
-        openai = import_sdk("openai", "openai")
-        client = self.async_client if self.async_client is not None else openai.AsyncOpenAI()
-        try:
-            if request.stream:
-                async for token in _astream_completion(client, request.payload, response):
-                    yield token
-            else:
-                create = client.chat.completions.create
-                completion = await create(**sdk_call_kwargs(create, request.payload))
-                response.update(completion.model_dump(mode="json"))
-                text = completion.choices[0].message.content if completion.choices else None
-                if text:
-                    yield text
-        finally:
-            if client is not self.async_client:
-                await client.close()
+    async def _aproduce_tokens(self, request: LLMRequest, response: dict[str, Any]) -> AsyncGenerator[str, None]:
+        client = self.client.for_call(self.call_options)
+        if request.stream:
+            async for token in _astream_completion(client, request.payload, response):
+                yield token
+        else:
+            create = client.chat.completions.create
+            completion = await create(**sdk_call_kwargs(create, request.payload))
+            response.update(completion.model_dump(mode="json"))
+            text = completion.choices[0].message.content if completion.choices else None
+            if text:
+                yield text
+
+    def _finish_reason(self, response: dict[str, Any]) -> Any:
+        choices = response.get("choices") or ()
+        return choices[0].get("finish_reason") if choices else None
 
     def _secrets(self) -> tuple[str, ...]:
-        return (getattr(self.async_client, "api_key", None) or "", os.environ.get("OPENAI_API_KEY", ""))
+        return (*self.client.credentials(self.call_options), os.environ.get("OPENAI_API_KEY", ""))
 
 
 def openai_chat_message(message: Message) -> dict[str, Any]:
     """
-    A Message as a Chat Completions message: its role (default `user`) and text; an assistant message
-    keeps its `tool_calls` (its own field, or those of a resolved OpenAIMessage), a `tool` message its
-    `tool_call_id`.
+    A Message as a Chat Completions message: its role (default `user`) and its text, or its `content` parts;
+    an assistant message keeps its `tool_calls` (its own field, or those of a resolved OpenAIMessage), a `tool`
+    message its `tool_call_id`.
+
+    Raises ValueError for content OpenAI cannot take (naming it), and for a message without text or parts.
     """
     role = message_role(message)
-    chat: dict[str, Any] = {"role": role, "content": str(message)}
     tool_calls = getattr(message, "tool_calls", None)
     if tool_calls is None and role == "assistant":
         choices = getattr(message, "choices", None)
         if choices:
             tool_calls = getattr(getattr(choices[0], "message", None), "tool_calls", None)
+    chat: dict[str, Any] = {"role": role}
+    if tool_calls and message.text is None and message.text_template is None and content_parts(message) is None:
+        chat["content"] = ""
+    else:
+        chat["content"] = openai_content(message)
     if tool_calls:
         chat["tool_calls"] = [
             {"id": call.get("id"), "type": call.get("type") or "function", "function": call.get("function")}
             for call in plain_data(tool_calls)
         ]
-        if not message.text:
-            chat["content"] = None
+        # llama.cpp rejects `content: null` next to tool calls; "" is taken by it and by OpenAI alike
+        chat["content"] = chat["content"] or ""
     tool_call_id = getattr(message, "tool_call_id", None)
     if tool_call_id is not None:
         chat["tool_call_id"] = tool_call_id
     return chat
 
 
-async def _astream_completion(client: Any, payload: dict[str, Any], response: dict[str, Any]) -> AsyncIterator[str]:
+def openai_content(message: Message) -> str | list[dict[str, Any]]:
+    """
+    The `content` of a Chat Completions message: the message's text, or its `content` parts when it has
+    parts other than text (Anthropic `image` blocks become `image_url` parts).
+
+    Raises ValueError for a part OpenAI cannot take, and for a message without text or parts.
+    """
+    parts = content_parts(message)
+    if parts is None or (message.text is not None and all(part["type"] == "text" for part in parts)):
+        return message_text(message, "OpenAI")
+    return [_openai_part(part, message) for part in parts]
+
+
+def _openai_part(part: dict[str, Any], message: Message) -> dict[str, Any]:
+    kind = part["type"]
+    if kind == "text":
+        return {"type": "text", "text": part.get("text", "")}
+    if kind in OPENAI_CONTENT_PART_TYPES:
+        return part
+    if kind == "image":  # an Anthropic image block
+        source = part.get("source") or {}
+        if source.get("type") == "base64" and source.get("media_type") and source.get("data"):
+            return {"type": "image_url", "image_url": {"url": f"data:{source['media_type']};base64,{source['data']}"}}
+        if source.get("type") == "url" and source.get("url"):
+            return {"type": "image_url", "image_url": {"url": source["url"]}}
+    raise ValueError(
+        f"a {type(message).__name__} (role {message_role(message)!r}) has a content part OpenAI cannot take: "
+        f"{part!r:.160}; OpenAI takes parts of type {', '.join(sorted(OPENAI_CONTENT_PART_TYPES))} (and Anthropic "
+        f"`image` blocks with a base64 or url source, converted to `image_url`)"
+    )
+
+
+async def _astream_completion(
+    client: Any, payload: dict[str, Any], response: dict[str, Any]
+) -> AsyncGenerator[str, None]:
     """Stream a chat completion: yield the text of choice 0, then put the whole completion in `response`."""
     request = {**payload, "stream": True}
-    if request.setdefault("stream_options", {"include_usage": True}) is None:
+    stream_options = request.get("stream_options", {})
+    if stream_options is None:
         del request["stream_options"]  # for servers that reject the option
+    elif isinstance(stream_options, dict) and "include_usage" not in stream_options:
+        request["stream_options"] = {**stream_options, "include_usage": True}  # the usage is part of the reply
     create = client.chat.completions.create
     stream = await create(**sdk_call_kwargs(create, request))
     completion = _CompletionAssembler()
