@@ -166,7 +166,13 @@ async def test_a_message_without_text_is_refused_not_sent_as_json(
 
 
 def json_scalars() -> st.SearchStrategy[Any]:
-    return st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=20)
+    return (
+        st.none()
+        | st.booleans()
+        | st.integers()
+        | st.floats(allow_nan=False, allow_infinity=False)
+        | st.text(max_size=20)
+    )
 
 
 FIELD_NAMES = st.text(min_size=1, max_size=12).filter(
