@@ -4,8 +4,11 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-dev
+# the real-model LLM test tier (tests/llm_real): llama.cpp's server in a venv of its own, built once
+LLAMA_VENV := .venv-llama
+LLAMA_STAMP := $(LLAMA_VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean llama-server
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,10 +16,17 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# builds llama-cpp-python[server] from source (~5-8 min on 2 cores the first time) and unpacks the model; without
+# a compiler it prints a note and the tier is skipped (in CI, with CI=true, its tests fail instead)
+$(LLAMA_STAMP): tests/support/prepare_llama_server.sh
+	PYTHON=$(PYTHON) bash tests/support/prepare_llama_server.sh $(LLAMA_VENV)
+
+llama-server: $(LLAMA_STAMP)
+
 demo: $(STAMP)
 	$(PY) -m miniagents.demo
 
-test: $(STAMP)
+test: $(STAMP) $(LLAMA_STAMP)
 	$(PY) -m pytest
 
 lint: $(STAMP)
