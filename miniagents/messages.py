@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
-from miniagents.promising.ext.frozen import Frozen
+from pydantic import ValidationInfo, field_validator
+
+from miniagents.promising.ext.frozen import LONG_HASH_KEY_LENGTH, Frozen, hash_key_length, to_json_form
 from miniagents.promising.promising import PromisingContext, StreamedPromise
 from miniagents.promising.sentinels import DEFAULT, NO_VALUE, Sentinel
 from miniagents.promising.sequence import acollect_pieces
@@ -40,16 +43,32 @@ class Message(Frozen):
             return self.text_template.format(**dict(self.frozen_fields_and_values()))
         return self.full_json
 
-    def serialize(self) -> dict[str, Any]:
-        """Plain dict of this message with nested messages replaced by their hash keys."""
-        return _externalize_fields(self)
+    @field_validator("text", "text_template", mode="before")
+    @classmethod
+    def _text_is_str(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None or isinstance(value, str):
+            return value
+        # pydantic alone would decode bytes into text; a message's text is only ever given as a str
+        raise ValueError(f"field {info.field_name!r} must be a string (str) or None, got {type(value).__name__}")
 
-    def sub_messages(self) -> Iterator[Message]:
-        """Every nested message, depth-first, children before their parents."""
-        for name, value in self.frozen_fields_and_values():
-            if value is self:
-                raise ValueError(f"field {name!r} holds the message itself: a reference cycle")
-            yield from _nested_messages(value)
+    def serialize(self) -> dict[str, Any]:
+        """
+        What `model_dump()` gives (tuples stay tuples, leaves stay Python values), except that nested
+        messages, at any depth, are referenced by hash key: `<field>__hash_key`, `<field>__hash_keys`
+        (a tuple), `{"__hash_key": ...}` inside a mixed tuple.
+        """
+        return _externalize_fields(self, hash_key_length() == LONG_HASH_KEY_LENGTH, False)
+
+    def _json_data(self, longer_hash_keys: bool) -> dict[str, Any]:
+        return _externalize_fields(self, longer_hash_keys, True)
+
+    def sub_messages(self, skip: Callable[[Message], bool] | None = None) -> Iterator[Message]:
+        """
+        Every nested message, depth-first, children before their parents, each instance once. A message
+        for which `skip(message)` is true is left out together with everything below it (e.g. messages
+        already persisted). Iterative: reference chains of any depth work. Raises ValueError on a cycle.
+        """
+        return _messages_below(self, skip)
 
     @classmethod
     def promise(
@@ -96,52 +115,122 @@ class Message(Frozen):
         return True
 
 
-def _externalize_fields(model: Frozen) -> dict[str, Any]:
+def _externalize_fields(model: Frozen, longer_hash_keys: bool, as_json: bool) -> dict[str, Any]:
+    """The fields of `model` with nested messages replaced by their hash keys; JSON-ready if `as_json`."""
     serialized: dict[str, Any] = {}
-    extra = model.__pydantic_extra__
-    for name, value in (*model.__dict__.items(), *extra.items()) if extra else model.__dict__.items():
+    for name, value in _field_items(model):
         if type(value) in _JSON_SCALARS:
-            if name[0] != "_":
-                serialized[name] = value
-        elif name[0] == "_":  # set by hand on the instance: not a field
-            continue
+            serialized[name] = value
         elif isinstance(value, Message):
             if value is model:
                 raise ValueError(f"field {name!r} holds the message itself: a reference cycle cannot be hashed")
-            serialized[f"{name}__hash_key"] = value.hash_key
+            serialized[f"{name}__hash_key"] = _reference(value, longer_hash_keys)
         elif type(value) is tuple and value and all(isinstance(item, Message) for item in value):
-            serialized[f"{name}__hash_keys"] = [item.hash_key for item in value]
+            keys = [_reference(item, longer_hash_keys) for item in value]
+            serialized[f"{name}__hash_keys"] = keys if as_json else tuple(keys)
         else:
-            serialized[name] = _externalize_value(value)
+            serialized[name] = _externalize_value(value, longer_hash_keys, as_json)
     return serialized
+
+
+def _field_items(model: Frozen) -> Any:
+    """(name, value) of the fields of `model`, `class_` included (`frozen_fields_and_values`, made fast)."""
+    own = model.__dict__
+    if len(own) != len(type(model).__pydantic_fields__):  # `_x` attributes set by hand: not fields
+        own = {name: value for name, value in own.items() if name[0] != "_"}
+    extra = model.__pydantic_extra__
+    return (*own.items(), *extra.items()) if extra else own.items()
 
 
 _JSON_SCALARS = frozenset((str, int, float, bool, type(None)))
 
 
-def _externalize_value(value: Any) -> Any:
+def _externalize_value(value: Any, longer_hash_keys: bool, as_json: bool) -> Any:
     value_type = type(value)
     if value_type in _JSON_SCALARS:
         return value
     if value_type is tuple:
-        return [item if type(item) in _JSON_SCALARS else _externalize_value(item) for item in value]
+        items = [
+            item if type(item) in _JSON_SCALARS else _externalize_value(item, longer_hash_keys, as_json)
+            for item in value
+        ]
+        return items if as_json else tuple(items)
     if isinstance(value, Message):  # a message inside a mixed tuple
-        return {"__hash_key": value.hash_key}
+        return {"__hash_key": _reference(value, longer_hash_keys)}
     if isinstance(value, Frozen):
-        return _externalize_fields(value)
-    return value
+        return _externalize_fields(value, longer_hash_keys, as_json)
+    return to_json_form(value) if as_json else value
 
 
-def _nested_messages(value: Any) -> Iterator[Message]:
-    if isinstance(value, Message):
-        yield from value.sub_messages()
-        yield value
-    elif isinstance(value, Frozen):
-        for _, item in value.frozen_fields_and_values():
-            yield from _nested_messages(item)
-    elif type(value) is tuple:
-        for item in value:
-            yield from _nested_messages(item)
+def _reference(message: Message, longer_hash_keys: bool) -> str:
+    """The hash key a parent embeds for `message`, computing it (and those below it) if needed."""
+    if message.hash_key_cached(longer_hash_keys):
+        return message.hash_key_for(longer_hash_keys)
+    # Shallow nesting (the common case) is hashed recursively, the fastest way; past a few levels the
+    # messages below are hashed children first from an explicit stack, so chains of any depth work.
+    depth = getattr(_nesting, "depth", 0)
+    if depth < _RECURSIVE_HASHING_DEPTH:
+        _nesting.depth = depth + 1
+        try:
+            return message.hash_key_for(longer_hash_keys)
+        finally:
+            _nesting.depth = depth
+    for nested in _messages_below(message, lambda each: each.hash_key_cached(longer_hash_keys)):
+        nested.hash_key_for(longer_hash_keys)  # the messages below it are hashed already: no recursion
+    return message.hash_key_for(longer_hash_keys)
+
+
+_RECURSIVE_HASHING_DEPTH = 32
+_nesting = threading.local()  # how deep the current thread is in recursive hashing
+
+
+def _messages_below(root: Message, skip: Callable[[Message], bool] | None) -> Iterator[Message]:
+    """The messages nested in `root`, children before parents, each once; an explicit stack, not recursion."""
+    on_path = {id(root)}
+    seen: set[int] = set()
+    stack = [(root, _direct_messages(root))]
+    while stack:
+        parent, children = stack[-1]
+        for child in children:
+            child_id = id(child)
+            if child_id in on_path:
+                raise ValueError(
+                    f"{type(child).__name__} {str(child)[:40]!r} contains itself: a reference cycle cannot be hashed"
+                )
+            if child_id in seen or (skip is not None and skip(child)):
+                continue
+            seen.add(child_id)
+            on_path.add(child_id)
+            stack.append((child, _direct_messages(child)))
+            break
+        else:
+            stack.pop()
+            on_path.discard(id(parent))
+            if stack:
+                yield parent
+
+
+def _direct_messages(model: Frozen) -> Iterator[Message]:
+    """The messages `model` holds in its fields, nested Frozen values and tuples; not those inside them."""
+    stack: list[Iterator[Any]] = [_field_values(model)]
+    while stack:
+        for value in stack[-1]:
+            if type(value) in _JSON_SCALARS:
+                continue
+            if isinstance(value, Message):
+                yield value
+            elif type(value) is tuple:
+                stack.append(iter(value))
+                break
+            elif isinstance(value, Frozen):
+                stack.append(_field_values(value))
+                break
+        else:
+            stack.pop()
+
+
+def _field_values(model: Frozen) -> Iterator[Any]:
+    return (value for _, value in model.frozen_fields_and_values())
 
 
 class MessagePromise(StreamedPromise[str, Message]):

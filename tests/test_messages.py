@@ -181,9 +181,8 @@ def test_hash_key_is_40_characters_by_default() -> None:
 class FixedKeyMessage(Message):
     """A message whose hash key ignores its content: shows what a parent's hash really depends on."""
 
-    @property
-    def hash_key(self) -> str:
-        return "f" * 40
+    def hash_key_for(self, longer_hash_keys: bool) -> str:
+        return "f" * (64 if longer_hash_keys else 40)
 
 
 def test_parent_hash_ignores_child_content_beyond_its_hash_key() -> None:

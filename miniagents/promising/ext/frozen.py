@@ -1,31 +1,82 @@
-"""Frozen: an immutable pydantic model with a content-derived, git-style `hash_key`."""
+"""
+Frozen: an immutable pydantic model with a content-derived, git-style `hash_key`.
+
+One rule for everything a Frozen holds: a key or value is either accepted and round-trips exactly (same
+value, same `serialized` text, same `hash_key` after `Frozen(**model.serialize())` or after a store), or it
+is rejected at construction with a `ValueError` (pydantic's `ValidationError`) naming the field path and
+saying why. Nothing is dropped and nothing fails later, inside `hash_key`.
+
+Keys (field names and the keys of nested dicts): any `str` that is valid Unicode, `""` and `_id` included,
+except names ending in `__hash_key` / `__hash_keys` (reserved for references to nested messages, see
+`miniagents.messages`) and a nested `class_` other than `"Frozen"`.
+
+Values: `None`, `bool`, `str` (valid Unicode: no lone surrogates), `int` (up to ~4,200 digits), finite
+`float`, `dict` (-> Frozen), `list`/`tuple` (-> tuple), Frozen models (kept as the same object), and the
+leaves below. Each leaf stays the Python value on the model (`model.when` is a `datetime`); in the JSON
+text that is hashed it has one stable form, a one-key object that no Frozen can produce (every Frozen
+object carries `class_`):
+
+| leaf                         | JSON form                                                              |
+|------------------------------|------------------------------------------------------------------------|
+| `datetime`                   | `{"__datetime": "2024-05-01T12:30:00.000001+02:00"}` (`isoformat()`)   |
+| `date`                       | `{"__date": "2024-05-01"}`                                             |
+| `time`                       | `{"__time": "12:30:00+02:00"}`                                         |
+| `UUID`                       | `{"__uuid": "12345678-1234-5678-1234-567812345678"}`                   |
+| `Decimal` (finite)           | `{"__decimal": "1.10"}` (`str()`: exponent and trailing zeros kept)    |
+| `Enum` member                | `{"__enum": ["Color", "RED"]}` (class `__name__`, member name)         |
+| `pathlib` path               | `{"__path": "docs/a.md"}` (`as_posix()`, loaded back as `Path`)        |
+| `bytes`                      | `{"__bytes": "aGk="}` (standard base64, padded)                        |
+
+An aware `datetime`/`time` keeps its UTC offset, not the name of its zone. `from_json_form` turns JSON data
+back into these values. docs/frozen.md has the table and the rejected inputs.
+"""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
+import math
 import types
 import typing
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import date, datetime, time
+from decimal import Decimal
+from enum import Enum
+from pathlib import Path, PurePath
 from typing import Any, ClassVar
+from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from miniagents.promising.promising import PromisingContext
 
+__all__ = ["Frozen", "freeze_value", "from_json_form", "hash_key_length", "to_json_form"]
+
+SHORT_HASH_KEY_LENGTH = 40
+LONG_HASH_KEY_LENGTH = 64
+
+_MISSING: Any = object()
+
+
+def hash_key_length() -> int:
+    """The length of the hash keys read now: 64 if the active context has `longer_hash_keys`, else 40."""
+    context = PromisingContext.get_current_or_none()
+    return LONG_HASH_KEY_LENGTH if context is not None and context.longer_hash_keys else SHORT_HASH_KEY_LENGTH
+
 
 class Frozen(BaseModel):
     """
-    An immutable pydantic model that accepts arbitrary extra fields.
-
-    Values are frozen recursively at construction (`dict` -> `Frozen`, `list`/`tuple` -> `tuple`);
-    allowed leaves are `None, str, int, float, bool` and `Frozen`. Anything else is rejected with a
-    `ValidationError` naming the field and the type. Every instance carries `class_`, its class name.
+    An immutable pydantic model that accepts arbitrary extra fields (see the module docstring for what it
+    may hold). Every instance carries `class_`, its class name. Read-only mapping access works over the
+    fields without `class_`: `m["k"]`, `m.get("k")`, `"k" in m`, `m.keys()`, `len(m)`, `for k in m`.
     """
 
     model_config = ConfigDict(frozen=True, extra="allow", defer_build=True)
-    # caches live in slots, not pydantic private attributes: no per-instance private dict to allocate
-    __slots__ = ("_hash_key_cache",)
+    # caches live in slots, not pydantic private attributes: no per-instance private dict to allocate.
+    # The digests are full sha256 hex digests; the cut to 40 characters happens when `hash_key` is read.
+    # Two of them because a message's text embeds its children's keys, whose length depends on the context.
+    __slots__ = ("_digest", "_digest_with_long_keys")
 
     class_: str = ""
 
@@ -54,13 +105,18 @@ class Frozen(BaseModel):
         targets = cls._dict_targets
         frozen = {"class_": class_name}
         for name, value in data.items():
-            if name != "class_":
-                try:
-                    frozen[name] = freeze_value(value, name, targets.get(name, Frozen))
-                except RecursionError:
-                    raise ValueError(
-                        f"field {name!r}: the value is nested too deeply to be frozen (or refers to itself)"
-                    ) from None
+            if name == "class_":
+                continue
+            try:
+                if type(name) is not str or not name.isascii() or "__hash_key" in name:
+                    _check_key(name)
+                frozen[name] = freeze_value(value, name, targets.get(name, Frozen))
+            except _Unfreezable as exc:  # a bad name
+                raise ValueError(f"field {name!r}: {exc.reason}") from None
+            except RecursionError:
+                raise ValueError(
+                    f"field {name!r}: the value is nested too deeply to be frozen (or refers to itself)"
+                ) from None
         return frozen
 
     # ------------------------------------------------------------------ fields
@@ -77,17 +133,66 @@ class Frozen(BaseModel):
         if self.__pydantic_extra__:
             yield from self.__pydantic_extra__.items()
 
+    # ---------------------------------------------------------- mapping access
+
+    def __getitem__(self, name: str) -> Any:
+        value = self._field_value(name)
+        if value is _MISSING:
+            raise KeyError(f"{type(self).__name__} has no field {name!r}")
+        return value
+
+    def get(self, name: str, default: Any = None) -> Any:
+        """The value of field `name`, or `default` if there is no such field."""
+        value = self._field_value(name)
+        return default if value is _MISSING else value
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self._field_value(name) is not _MISSING
+
+    def keys(self) -> tuple[str, ...]:
+        """The field names, declared ones first, without `class_`."""
+        return tuple(name for name, _ in self.frozen_fields_and_values())
+
+    def __len__(self) -> int:
+        return len(self.keys())
+
+    def __iter__(self) -> Iterator[str]:  # type: ignore[override]  # a mapping iterates its keys (pydantic: pairs)
+        return iter(self.keys())
+
+    def __bool__(self) -> bool:
+        return True  # a model with no fields is still a value, not an empty container
+
+    def _field_value(self, name: str) -> Any:
+        extra = self.__pydantic_extra__
+        if extra and name in extra:
+            return extra[name]
+        if name != "class_" and name in type(self).__pydantic_fields__:
+            return self.__dict__[name]
+        return _MISSING
+
     # ----------------------------------------------------------- serialization
 
     def serialize(self) -> dict[str, Any]:
-        """A plain dict of this model (`class_` included), nested models as dicts, tuples as lists."""
-        return self.model_dump(mode="json")
+        """What `model_dump()` gives: a plain dict (`class_` included), nested models as dicts, tuples kept."""
+        return self.model_dump()
 
     @property
     def serialized(self) -> str:
-        """`serialize()` as JSON text: sorted keys, non-ASCII characters kept as they are."""
+        """The JSON text `hash_key` digests: sorted keys, non-ASCII kept, leaves in their JSON forms."""
+        return self._serialized_text(hash_key_length() == LONG_HASH_KEY_LENGTH)
+
+    @property
+    def full_json(self) -> str:
+        """The whole model, nested models inline, as indented JSON text."""
+        return json.dumps(_json_inline(self), ensure_ascii=False, sort_keys=True, indent=2)
+
+    def _json_data(self, longer_hash_keys: bool) -> dict[str, Any]:
+        """The JSON-ready dict `serialized` is the text of; Message overrides it to reference nested messages."""
+        return _json_inline(self)
+
+    def _serialized_text(self, longer_hash_keys: bool) -> str:
         try:
-            return json.dumps(self.serialize(), ensure_ascii=False, sort_keys=True)
+            return json.dumps(self._json_data(longer_hash_keys), ensure_ascii=False, sort_keys=True)
         except RecursionError:
             raise ValueError(
                 f"{type(self).__name__} cannot be serialized: a reference cycle (it contains itself) or "
@@ -95,23 +200,33 @@ class Frozen(BaseModel):
             ) from None
 
     @property
-    def full_json(self) -> str:
-        """The whole model, nested models inline, as indented JSON text."""
-        return json.dumps(self.model_dump(mode="json"), ensure_ascii=False, sort_keys=True, indent=2)
-
-    @property
     def hash_key(self) -> str:
-        """sha256 hex digest of `serialized`; 40 characters unless the context wants longer keys."""
+        """sha256 hex digest of `serialized`: 40 characters, or 64 if the active context has longer_hash_keys."""
+        return self.hash_key_for(hash_key_length() == LONG_HASH_KEY_LENGTH)
+
+    def hash_key_for(self, longer_hash_keys: bool) -> str:
+        """The `hash_key` as read in a context whose `longer_hash_keys` is the one given (whatever is active)."""
+        # the slot descriptors are read directly: an unset slot must not go through pydantic's __getattr__
         try:
-            return self._hash_key_cache
+            if longer_hash_keys:
+                return _LONG_DIGEST_SLOT.__get__(self)
+            return _DIGEST_SLOT.__get__(self)[:SHORT_HASH_KEY_LENGTH]
         except AttributeError:
-            pass
-        hash_key = hashlib.sha256(self.serialized.encode("utf-8")).hexdigest()
-        context = PromisingContext.get_current_or_none()
-        if context is None or not context.longer_hash_keys:
-            hash_key = hash_key[:40]
-        object.__setattr__(self, "_hash_key_cache", hash_key)
-        return hash_key
+            digest = self._compute_digest(longer_hash_keys)
+            return digest if longer_hash_keys else digest[:SHORT_HASH_KEY_LENGTH]
+
+    def hash_key_cached(self, longer_hash_keys: bool) -> bool:
+        """Whether `hash_key_for(longer_hash_keys)` is computed already (reading it then costs nothing)."""
+        try:
+            (_LONG_DIGEST_SLOT if longer_hash_keys else _DIGEST_SLOT).__get__(self)
+        except AttributeError:
+            return False
+        return True
+
+    def _compute_digest(self, longer_hash_keys: bool) -> str:
+        digest = hashlib.sha256(self._serialized_text(longer_hash_keys).encode("utf-8")).hexdigest()
+        object.__setattr__(self, "_digest_with_long_keys" if longer_hash_keys else "_digest", digest)
+        return digest
 
     # ------------------------------------------------------------ presentation
 
@@ -128,18 +243,25 @@ class Frozen(BaseModel):
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
         """Only the fields that differ from their defaults, and never `class_`."""
-        fields = type(self).model_fields
+        fields = type(self).__pydantic_fields__
         for name, value in self.frozen_fields_and_values():
             field = fields.get(name)
             if field is None or field.is_required() or value != field.default:
                 yield name, value
 
 
+_DIGEST_SLOT = Frozen.__dict__["_digest"]
+_LONG_DIGEST_SLOT = Frozen.__dict__["_digest_with_long_keys"]
+
+
+# ====================================================================== freezing
+
+
 def freeze_value(value: Any, path: str, dict_class: type[Frozen] = Frozen) -> Any:
     """
     Return `value` frozen: dicts become `dict_class` models, lists and tuples become tuples.
 
-    Raises ValueError naming `path` (the field, e.g. `meta.tags[2]`) and the offending type.
+    Raises ValueError naming `path` (the field, e.g. `meta.tags[2]`) and saying why the value was refused.
     """
     try:
         if dict_class is not Frozen and isinstance(value, dict):
@@ -156,26 +278,36 @@ class _Unfreezable(Exception):
         super().__init__(reason)
         self.reason = reason
         self.keys: list[str] = []
+        self.in_key = False
 
     def location(self) -> str:
         return "".join(reversed(self.keys))
 
 
-_SCALARS = frozenset((float, bool, type(None)))
 _SMALL_INT = 1 << 62  # ints below this need no size check
+_MAX_INT_BITS = 14_000  # ~4,200 decimal digits: Python refuses to turn longer ints into text
+_RESERVED_SUFFIXES = ("__hash_key", "__hash_keys")
+_ALLOWED = (
+    "allowed: None, str, int, float, bool, dict, list, tuple, Frozen models, datetime, date, time, UUID, "
+    "Decimal, Enum members, pathlib paths and bytes"
+)
 
 
 def _freeze(value: Any) -> Any:
     value_type = type(value)
     if value_type is str:
         if not value.isascii():
-            _check_encodable(value)
+            _check_text(value)
         return value
-    if value_type in _SCALARS:
+    if value_type is bool or value is None:
         return value
     if value_type is int:
         if value.bit_length() > _MAX_INT_BITS:
             raise _Unfreezable(f"an int of about {int(value.bit_length() * 0.30103)} digits is too large for JSON")
+        return value
+    if value_type is float:
+        if value - value != 0.0:
+            raise _Unfreezable(_non_finite_reason(value))
         return value
     if value_type is tuple or value_type is list:
         frozen: list[Any] = []
@@ -183,9 +315,11 @@ def _freeze(value: Any) -> Any:
             for item in value:
                 item_type = type(item)
                 if (
-                    item_type in _SCALARS
-                    or (item_type is str and item.isascii())
+                    (item_type is str and item.isascii())
                     or (item_type is int and -_SMALL_INT < item < _SMALL_INT)
+                    or (item_type is float and item - item == 0.0)
+                    or item_type is bool
+                    or item is None
                 ):
                     frozen.append(item)
                 else:
@@ -200,30 +334,46 @@ def _freeze(value: Any) -> Any:
         fields: dict[str, Any] = {"class_": "Frozen"}
         key = None
         try:
-            for key, item in _str_keyed(value).items():
+            for key, item in value.items():
+                if type(key) is not str or not key.isascii() or "__hash_key" in key:
+                    _check_key(key)
                 item_type = type(item)
                 if (
-                    item_type in _SCALARS
-                    or (item_type is str and item.isascii())
+                    (item_type is str and item.isascii())
                     or (item_type is int and -_SMALL_INT < item < _SMALL_INT)
+                    or (item_type is float and item - item == 0.0)
+                    or item_type is bool
+                    or item is None
                 ):
                     fields[key] = item
                 else:
                     fields[key] = _freeze(item)
         except _Unfreezable as exc:
-            exc.keys.append(f".{key}")
+            if exc.in_key:  # a bad key is named by the reason; the path ends at the dict holding it
+                exc.in_key = False
+            else:
+                exc.keys.append(_key_path(key))
             raise
         if "class_" in value and value["class_"] != "Frozen":
             raise _Unfreezable(f"a nested dict cannot set class_ (got {value['class_']!r})")
         return _construct_frozen(fields)
-    if isinstance(value, (str, int, float)):  # subclasses (e.g. str enums)
+    if value_type in _LEAF_TAGS or isinstance(value, _LEAF_TYPES):
+        _check_leaf(value)
+        return value
+    if isinstance(value, str):  # a str subclass
+        _check_text(value)
+        return value
+    if isinstance(value, int):  # an int subclass (bool and enums are handled above)
+        if value.bit_length() > _MAX_INT_BITS:
+            raise _Unfreezable(f"an int of about {int(value.bit_length() * 0.30103)} digits is too large for JSON")
+        return value
+    if isinstance(value, float):  # a float subclass (e.g. numpy.float64)
+        if not math.isfinite(value):
+            raise _Unfreezable(_non_finite_reason(value))
         return value
     if isinstance(value, (list, tuple)):
         return _freeze(list(value))
-    raise _Unfreezable(
-        f"values of type {value_type.__name__} cannot be frozen "
-        "(allowed: None, str, int, float, bool, dict, list, tuple and Frozen models)"
-    )
+    raise _Unfreezable(f"values of type {value_type.__name__} cannot be frozen ({_ALLOWED})")
 
 
 def _construct_frozen(fields: dict[str, Any]) -> Frozen:
@@ -240,15 +390,40 @@ def _construct_frozen(fields: dict[str, Any]) -> Frozen:
 
 def _str_keyed(value: dict[Any, Any]) -> dict[Any, Any]:
     for key in value:
-        if not isinstance(key, str):
-            raise _Unfreezable(f"dict keys must be str, got {type(key).__name__} ({key!r})")
+        if type(key) is not str or not key.isascii() or "__hash_key" in key:
+            _check_key(key)
     return value
 
 
-_MAX_INT_BITS = 14_000  # ~4,200 decimal digits: Python refuses to turn longer ints into text
+def _check_key(key: Any) -> None:
+    """Refuse a key that could not round-trip: not a str, not valid Unicode, or a reserved name."""
+    try:
+        _check_key_or_raise(key)
+    except _Unfreezable as exc:
+        exc.in_key = True
+        raise
 
 
-def _check_encodable(text: str) -> None:
+def _check_key_or_raise(key: Any) -> None:
+    if not isinstance(key, str):
+        raise _Unfreezable(f"dict keys must be str, got {type(key).__name__} ({key!r})")
+    if type(key) is not str:
+        raise _Unfreezable(f"dict keys must be plain str, got the str subclass {type(key).__name__} ({key!r})")
+    if not key.isascii():
+        try:
+            key.encode("utf-8")
+        except UnicodeEncodeError:
+            raise _Unfreezable(
+                f"the key {key!r} is not valid Unicode (it has a lone surrogate): it could be neither hashed nor stored"
+            ) from None
+    if key.endswith(_RESERVED_SUFFIXES):
+        raise _Unfreezable(
+            f"the name {key!r} is reserved: names ending in __hash_key / __hash_keys are how nested messages "
+            "are referenced in the serialized form; rename the field"
+        )
+
+
+def _check_text(text: str) -> None:
     """Reject text that is not valid Unicode (lone surrogates): it could be neither hashed nor stored."""
     try:
         text.encode("utf-8")
@@ -257,6 +432,17 @@ def _check_encodable(text: str) -> None:
             f"text is not valid Unicode: {text[exc.start : exc.end]!r} (a lone surrogate) at position "
             f"{exc.start}; decode provider output with errors='replace' first"
         ) from None
+
+
+def _non_finite_reason(value: float) -> str:
+    return f"the float {value!r} cannot be frozen: JSON has no nan or infinity (use None, or a str)"
+
+
+def _key_path(key: Any) -> str:
+    """How a key reads inside a field path: `.name` for identifiers, `['a b']` for anything else."""
+    if isinstance(key, str) and key.isidentifier():
+        return f".{key}"
+    return f"[{key!r}]"
 
 
 def _frozen_class_in_annotation(annotation: Any) -> type[Frozen] | None:
@@ -269,3 +455,158 @@ def _frozen_class_in_annotation(annotation: Any) -> type[Frozen] | None:
             if found is not None:
                 return found
     return None
+
+
+# ============================================================ JSON forms of the leaves
+
+
+def _enum_form(member: Enum) -> list[str]:
+    return [type(member).__name__, member.name]
+
+
+def _bytes_form(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+# tag -> how a leaf of that kind becomes JSON text; subclasses use the base class's method, so a subclass
+# (pandas.Timestamp, a str-valued Enum...) cannot change the form. Order matters: datetime is a date, and
+# an Enum member may also be a str or an int.
+_LEAF_ENCODERS: tuple[tuple[type, str, Callable[[Any], Any]], ...] = (
+    (Enum, "__enum", _enum_form),
+    (datetime, "__datetime", datetime.isoformat),
+    (date, "__date", date.isoformat),
+    (time, "__time", time.isoformat),
+    (UUID, "__uuid", UUID.__str__),
+    (Decimal, "__decimal", Decimal.__str__),
+    (PurePath, "__path", PurePath.as_posix),
+    (bytes, "__bytes", _bytes_form),
+)
+_LEAF_TYPES = tuple(leaf_type for leaf_type, _, _ in _LEAF_ENCODERS)
+_LEAF_TAGS: dict[type, tuple[str, Callable[[Any], Any]]] = {
+    datetime: ("__datetime", datetime.isoformat),
+    date: ("__date", date.isoformat),
+    time: ("__time", time.isoformat),
+    UUID: ("__uuid", UUID.__str__),
+    Decimal: ("__decimal", Decimal.__str__),
+    bytes: ("__bytes", _bytes_form),
+}
+
+
+def _check_leaf(value: Any) -> None:
+    if isinstance(value, Enum):
+        members = type(value).__members__
+        if not isinstance(value.name, str) or members.get(value.name) is not value:
+            raise _Unfreezable(
+                f"{type(value).__name__} value {value!r} is not a single member (a combination of Flag members?); "
+                "store its .value instead"
+            )
+    elif isinstance(value, Decimal) and not value.is_finite():
+        raise _Unfreezable(f"the Decimal {value} cannot be frozen: only finite decimals round-trip (use None)")
+
+
+def _json_leaf(value: Any) -> Any:
+    """The one-key JSON object a leaf is written as (a subclass of str, int or float: as that scalar)."""
+    found = _LEAF_TAGS.get(type(value))
+    if found is not None:
+        tag, encode = found
+        return {tag: encode(value)}
+    for leaf_type, tag, encode in _LEAF_ENCODERS:
+        if isinstance(value, leaf_type):
+            return {tag: encode(value)}
+    if isinstance(value, (str, int, float)):  # a subclass of a scalar: JSON writes it as that scalar
+        return value
+    raise TypeError(f"{type(value).__name__} is not a value a Frozen can hold")
+
+
+def _enum_member(form: Any) -> Enum:
+    if not (isinstance(form, list) and len(form) == 2 and all(isinstance(part, str) for part in form)):
+        raise ValueError(f"an __enum form must be [class name, member name], got {form!r}")
+    class_name, member_name = form
+    found = None
+    pending: list[type[Enum]] = [Enum]
+    while pending:  # the newest definition of that name with that member wins
+        cls = pending.pop(0)
+        if cls.__name__ == class_name and member_name in cls.__members__:
+            found = cls
+        pending.extend(cls.__subclasses__())
+    if found is None:
+        raise ValueError(
+            f"no Enum class named {class_name!r} with a member {member_name!r} is defined in this process "
+            "(import the module that defines it first)"
+        )
+    return found.__members__[member_name]
+
+
+_LEAF_DECODERS: dict[str, Callable[[Any], Any]] = {
+    "__datetime": datetime.fromisoformat,
+    "__date": date.fromisoformat,
+    "__time": time.fromisoformat,
+    "__uuid": UUID,
+    "__decimal": Decimal,
+    "__enum": _enum_member,
+    "__path": Path,
+    "__bytes": lambda text: base64.b64decode(text, validate=True),
+}
+
+
+def from_json_form(data: Any) -> Any:
+    """
+    JSON data (as `json.loads(model.serialized)` gives it) back as values a Frozen accepts: the one-key
+    leaf forms become their values again (datetime, UUID, ...), lists become tuples, objects stay dicts
+    (their `class_` says which model they were). Raises ValueError for an object that is neither a model
+    (it has `class_`) nor a leaf form, e.g. a reference to a nested message, which only a store can resolve.
+    """
+    if isinstance(data, list):
+        return tuple(from_json_form(item) for item in data)
+    if not isinstance(data, dict):
+        return data
+    if "class_" in data:
+        return {key: from_json_form(item) for key, item in data.items()}
+    if len(data) == 1:
+        ((tag, form),) = data.items()
+        decode = _LEAF_DECODERS.get(tag)
+        if decode is not None:
+            try:
+                return decode(form)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"{tag} form {form!r} cannot be read back: {exc}") from None
+    raise ValueError(f"{json.dumps(data)[:120]} is neither a Frozen object (with class_) nor a leaf form")
+
+
+# ============================================================== serialization walk
+
+
+_JSON_SCALARS = frozenset((str, int, float, bool, type(None)))
+
+
+def _json_inline(model: Frozen) -> dict[str, Any]:
+    """The JSON-ready dict of `model`, nested models (messages too) written out in full."""
+    data: dict[str, Any] = {}
+    for name, value in model.__dict__.items():
+        if name[0] != "_":  # `_x` in `__dict__` was set by hand on the instance: not a field
+            data[name] = value if type(value) in _JSON_SCALARS else _json_inline_value(value)
+    extra = model.__pydantic_extra__
+    if extra:
+        for name, value in extra.items():
+            data[name] = value if type(value) in _JSON_SCALARS else _json_inline_value(value)
+    return data
+
+
+def to_json_form(value: Any) -> Any:
+    """
+    A frozen value as JSON data: scalars as they are, tuples as lists, Frozen models as dicts (nested
+    models written out in full), leaves in their one-key forms (see the module docstring).
+    Raises TypeError for a value a Frozen cannot hold.
+    """
+    return _json_inline_value(value)
+
+
+def _json_inline_value(value: Any) -> Any:
+    value_type = type(value)
+    if value_type in _JSON_SCALARS:
+        return value
+    if value_type is tuple:
+        return [item if type(item) in _JSON_SCALARS else _json_inline_value(item) for item in value]
+    if isinstance(value, Frozen):
+        return _json_inline(value)
+    return _json_leaf(value)
