@@ -13,10 +13,10 @@ import asyncio
 import json
 import os
 import tempfile
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from miniagents.ext.llm.llm_request import LLMRequest, redact_secrets, scrub_secrets
 
@@ -37,7 +37,7 @@ class LLMRecording:
     tokens: tuple[str, ...]
     response: dict[str, Any]
 
-    async def atokens(self, stream: bool) -> AsyncIterator[str]:
+    async def atokens(self, stream: bool) -> AsyncGenerator[str, None]:
         """Replay the tokens with their original chunking (as one token when not streaming)."""
         if not stream:
             text = "".join(self.tokens)
@@ -66,11 +66,11 @@ class LLMResponseCache:
     """
 
     def __init__(self, folder: str | os.PathLike[str], mode: CacheMode | None = None) -> None:
-        mode = mode or os.environ.get(CACHE_MODE_ENV) or "auto"  # type: ignore[assignment]
-        if mode not in _MODES:
-            raise ValueError(f"unknown LLM cache mode {mode!r}; use one of {', '.join(_MODES)}")
+        chosen = mode or os.environ.get(CACHE_MODE_ENV) or "auto"
+        if chosen not in _MODES:
+            raise ValueError(f"unknown LLM cache mode {chosen!r}; use one of {', '.join(_MODES)}")
         self.folder = Path(folder)
-        self.mode: CacheMode = mode  # type: ignore[assignment]
+        self.mode = cast(CacheMode, chosen)
 
     @classmethod
     def from_env(cls) -> LLMResponseCache | None:

@@ -39,9 +39,11 @@ class LLMRequest:
 
         Raises ValueError when a parameter is not plain data (and so cannot be part of a key).
         """
-        streaming = {} if self.stream else {"stream": False}
+        fields: dict[str, Any] = {"provider": self.provider, "request": self.payload}
+        if not self.stream:
+            fields["stream"] = False
         try:
-            return Frozen(provider=self.provider, request=self.payload, **streaming).hash_key
+            return Frozen(**fields).hash_key
         except ValueError as exc:
             raise ValueError(
                 f"this {self.provider} request cannot be hashed (a parameter is not plain data): {exc}"
