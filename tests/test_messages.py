@@ -222,6 +222,159 @@ def test_sub_messages_is_empty_without_nested_messages() -> None:
     assert list(Message("alone", meta={"a": [1, 2]}).sub_messages()) == []
 
 
+def test_sub_messages_yields_an_instance_held_twice_once() -> None:
+    shared = Message("shared")
+    parent = Message("parent", first=Message("a", source=shared), second=Message("b", source=shared))
+    assert [m.text for m in parent.sub_messages()] == ["shared", "a", "b"]
+
+
+def test_sub_messages_leaves_out_skipped_message_and_everything_below_it() -> None:
+    old = Message("old", origin=Message("older"))
+    parent = Message("parent", history=[old, Message("new")])
+    assert [m.text for m in parent.sub_messages(skip=lambda m: m.text == "old")] == ["new"]
+
+
+def test_sub_messages_raises_value_error_on_a_cycle_made_by_mutating_pydantic_storage() -> None:
+    first = Message("first", other=Message("placeholder"))
+    second = Message("second", other=first)
+    first.__pydantic_extra__["other"] = second  # only possible by mutating pydantic's private storage
+    with pytest.raises(ValueError, match="cycle"):
+        list(Message("root", start=first).sub_messages())
+    with pytest.raises(ValueError, match="cycle"):
+        Message("root", start=first).hash_key  # noqa: B018
+
+
+# ------------------------------------------------------------------ tuples in serialize()
+
+
+def test_serialize_gives_tuple_of_hash_keys_for_tuple_of_messages() -> None:
+    first, second = Message("one"), Message("two")
+    serialized = Message("parent", history=[first, second]).serialize()
+    assert serialized["history__hash_keys"] == (first.hash_key, second.hash_key)
+
+
+def test_serialize_keeps_tuples_at_any_depth() -> None:
+    child = Message("child")
+    serialized = Message("parent", rows=[[1, 2], {"cells": ("a",)}], mixed=[1, child]).serialize()
+    assert serialized["rows"] == ((1, 2), {"class_": "Frozen", "cells": ("a",)})
+    assert serialized["mixed"] == (1, {"__hash_key": child.hash_key})
+
+
+def test_serialize_of_message_without_nested_messages_is_model_dump() -> None:
+    message = ChatMessage("hi", tags=["a"], meta={"k": (1, [2])})
+    assert message.serialize() == message.model_dump()
+
+
+def test_serialized_text_writes_tuples_as_json_arrays() -> None:
+    first = Message("one")
+    text = Message("parent", history=[first], rows=[[1]]).serialized
+    assert json.loads(text)["history__hash_keys"] == [first.hash_key]
+    assert json.loads(text)["rows"] == [[1]]
+
+
+def test_message_rebuilt_from_serialize_is_equal_with_same_hash_key() -> None:
+    message = ChatMessage("hi", rows=[[1, 2.5]], meta={"_id": "x", "": None}, role="system")
+    rebuilt = ChatMessage(**message.serialize())
+    assert rebuilt == message
+    assert rebuilt.hash_key == message.hash_key
+
+
+# ------------------------------------------------------------ hash_key is pure (SPEC 3.7)
+
+
+async def test_hash_key_read_under_longer_context_first_does_not_change_default_read() -> None:
+    child = Message("child")
+    async with MiniAgents(longer_hash_keys=True):
+        assert len(child.hash_key) == 64
+    assert child.hash_key == Message("child").hash_key
+    assert len(child.hash_key) == 40
+
+
+async def test_hash_key_read_under_default_context_first_does_not_change_longer_read() -> None:
+    child = Message("child")
+    assert len(child.hash_key) == 40
+    async with MiniAgents(longer_hash_keys=True):
+        assert child.hash_key == Message("child").hash_key
+        assert len(child.hash_key) == 64
+        assert child.hash_key.startswith(Message("child").hash_key_for(False))
+
+
+async def test_parent_embeds_child_keys_of_the_length_in_force_when_read() -> None:
+    child = Message("child")
+    parent = Message("parent", child=child)
+    async with MiniAgents(longer_hash_keys=True):
+        long_parent_key = parent.hash_key
+        assert json.loads(parent.serialized)["child__hash_key"] == child.hash_key_for(True)
+    assert parent.hash_key == digest(message_dict("parent", child__hash_key=child.hash_key_for(False)))
+    assert (
+        long_parent_key
+        == hashlib.sha256(
+            json.dumps(
+                message_dict("parent", child__hash_key=child.hash_key_for(True)), sort_keys=True, ensure_ascii=False
+            ).encode("utf-8")
+        ).hexdigest()
+    )
+
+
+async def test_equal_messages_have_equal_keys_whichever_context_read_first() -> None:
+    read_long_first, read_short_first = Message("m", child=Message("c")), Message("m", child=Message("c"))
+    async with MiniAgents(longer_hash_keys=True):
+        long_key = read_long_first.hash_key
+    short_key = read_short_first.hash_key
+    assert read_long_first.hash_key == short_key
+    async with MiniAgents(longer_hash_keys=True):
+        assert read_short_first.hash_key == long_key
+
+
+# ------------------------------------------------------------------ deep reference chains
+
+
+CHAIN_DEPTH = 10_000
+
+
+def reference_chain(depth: int = CHAIN_DEPTH) -> list[Message]:
+    chain = [Message(text="0")]
+    for i in range(1, depth):
+        chain.append(Message(text=str(i), prev=chain[-1]))
+    return chain
+
+
+def test_hash_key_of_deep_reference_chain_matches_digests_computed_by_hand() -> None:
+    chain = reference_chain()
+    key = digest(message_dict("0"))
+    for i in range(1, CHAIN_DEPTH):
+        key = digest(message_dict(str(i), prev__hash_key=key))
+    assert chain[-1].hash_key == key
+
+
+async def test_hash_key_of_deep_reference_chain_works_with_longer_keys() -> None:
+    chain = reference_chain()
+    async with MiniAgents(longer_hash_keys=True):
+        assert len(chain[-1].hash_key) == 64
+        assert chain[-1].serialize()["prev__hash_key"] == chain[-2].hash_key
+
+
+def test_serialize_of_deep_reference_chain_references_the_previous_link() -> None:
+    chain = reference_chain()
+    serialized = chain[-1].serialize()  # before any hash_key was read
+    assert serialized["prev__hash_key"] == chain[-2].hash_key
+    assert serialized["text"] == str(CHAIN_DEPTH - 1)
+
+
+def test_sub_messages_of_deep_reference_chain_lists_oldest_first() -> None:
+    chain = reference_chain()
+    assert list(chain[-1].sub_messages()) == chain[:-1]
+
+
+def test_hash_key_of_chain_hashed_link_by_link_equals_chain_hashed_at_once() -> None:
+    at_once = reference_chain(2_000)
+    link_by_link = [Message(text="0")]
+    for i in range(1, 2_000):
+        link_by_link[-1].hash_key  # noqa: B018
+        link_by_link.append(Message(text=str(i), prev=link_by_link[-1]))
+    assert link_by_link[-1].hash_key == at_once[-1].hash_key
+
+
 # ------------------------------------------------------------------------- Message.promise
 
 
