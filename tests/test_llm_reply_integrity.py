@@ -59,6 +59,18 @@ async def test_reply_without_finish_reason_is_an_error_naming_agent_and_model(
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
+async def test_an_empty_reply_stream_is_an_error_naming_agent_and_model(
+    server: LLMWireServer, clients: SDKClients, provider: str
+) -> None:
+    server.enqueue(Fault.empty_stream())  # HTTP 200 and not a single event, as llama.cpp over its context window
+    agent = make_agent(provider, clients, alias="WRITER")
+    async with MiniAgents():
+        chunks, error = await within(aread_replies(agent.inquire("hi", stream=True)))
+    assert chunks == [[]] and isinstance(error, LLMIncompleteReplyError)
+    assert "WRITER" in str(error) and repr(default_model(provider)) in str(error)
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
 async def test_reply_without_finish_reason_is_logged_as_failed(
     server: LLMWireServer, clients: SDKClients, tmp_path: Path, provider: str
 ) -> None:
@@ -174,4 +186,3 @@ async def test_a_replayed_reply_keeps_the_usage(server: LLMWireServer, clients: 
         _, recorded = await asingle_reply(recorder.inquire("hi"))
         _, replayed = await asingle_reply(replayer.inquire("hi"))
     assert replayed.usage == recorded.usage and replayed.usage.prompt_tokens == 5
-

@@ -48,9 +48,10 @@ class Reply:
 
     `tokens` are streamed one delta per token (OpenAI additionally sends its usual leading role chunk with
     `content: ""`); in JSON mode they are joined. `tool_calls` follow the text. `model` defaults to the
-    request's model (`""` sends an empty model, as some compatible servers do); `finish_reason` defaults to stop / tool_calls (OpenAI) = end_turn / tool_use (Anthropic)
-    and is translated between the two vocabularies. `usage` defaults to (words in the request's messages,
-    number of tokens + tool fragments). `token_delay` seconds are waited before each streamed token event.
+    request's model (`""` sends an empty model, as some compatible servers do); `finish_reason` defaults to
+    stop / tool_calls (OpenAI) = end_turn / tool_use (Anthropic) and is translated between the two
+    vocabularies. `usage` defaults to (words in the request's messages, number of tokens + tool fragments).
+    `token_delay` seconds are waited before each streamed token event.
     """
 
     tokens: Sequence[str] = ()
@@ -61,7 +62,7 @@ class Reply:
     token_delay: float = 0.0
 
 
-FaultKind = Literal["http_status", "drop", "malformed", "stall", "unfinished"]
+FaultKind = Literal["http_status", "drop", "malformed", "stall", "unfinished", "empty"]
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,13 @@ class Fault:
         it aborts a generation (OpenAI: no chunk has a `finish_reason`, no usage, then `[DONE]`; Anthropic:
         no `message_delta` / `message_stop`)."""
         return cls("unfinished", tokens=tuple(tokens))
+
+    @classmethod
+    def empty_stream(cls) -> Fault:
+        """Answer a streamed request with HTTP 200 and a stream that ends at once, without a single event (what
+        llama.cpp's server does with a prompt over its context window). A non-streamed request gets an empty
+        JSON body."""
+        return cls("empty")
 
     @classmethod
     def stall(cls, after_tokens: Sequence[str] = ()) -> Fault:
@@ -278,6 +286,13 @@ class _Handler(BaseHTTPRequestHandler):
                 headers["retry-after"] = f"{fault.retry_after:g}"
                 headers["retry-after-ms"] = str(int(fault.retry_after * 1000))
             self._send_json(fault.status, dialect.error_body(fault.status, fault.message), headers)
+            return
+        if fault is not None and fault.kind == "empty":
+            if body.get("stream"):
+                self._start_stream(headers)
+                self.wfile.write(b"0\r\n\r\n")
+            else:
+                self._send_json(200, b"", headers)
             return
         turn = _resolve(item, body, seq)
         if not body.get("stream"):

@@ -381,3 +381,12 @@ async def test_reject_null_content_answers_500_like_llama_cpp(clients: Clients) 
         await client.close()
     assert completion.choices[0].message.content == "again"
     assert [r.body["messages"][1]["content"] for r in strict.requests] == [None, ""]  # both recorded as received
+
+
+@pytest.mark.asyncio
+async def test_empty_stream_ends_without_a_single_event(server: LLMWireServer, clients: Clients) -> None:
+    server.enqueue(Fault.empty_stream(), Fault.empty_stream())
+    stream = await within(clients.openai().chat.completions.create(model="m", messages=USER, stream=True))
+    assert [chunk async for chunk in stream] == []
+    async with clients.anthropic().messages.stream(model="m", max_tokens=5, messages=USER) as anthropic_stream:
+        assert [event async for event in anthropic_stream] == []

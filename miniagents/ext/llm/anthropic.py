@@ -129,10 +129,14 @@ class AnthropicAgent(LLMAgent):
         client = self.client.for_call(self.call_options)
         if request.stream:
             stream_manager = client.messages.stream(**sdk_call_kwargs(client.messages.stream, request.payload))
+            started = False
             async with stream_manager as stream:
                 async for event in stream:
+                    started = started or event.type == "message_start"
                     if event.type == "text" and event.text:
                         yield event.text
+                if not started:  # an empty stream: no message at all (the SDK has none to give)
+                    return
                 message = await stream.get_final_message()
             response.update(message.model_dump(mode="json"))
         else:
