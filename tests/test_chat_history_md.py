@@ -32,6 +32,11 @@ TRICKY_LINES = [
     " ",
     "\t",
     "\r",
+    "### user\r",
+    "\\### assistant / m\r",
+    "user",
+    "========================================",
+    "<!-- MiniAgents ChatHistoryMD: '### role / model' sections from here on -->",
     "ünïcødé ✓ 🤖",
     "\u2028",
 ]
@@ -121,11 +126,51 @@ async def test_message_without_role_gets_the_default_role(tmp_path: Path) -> Non
     assert as_triples(await history.aload_chat_history()) == [("narrator", None, "once upon a time")]
 
 
-async def test_concurrent_appends_do_not_interleave(tmp_path: Path) -> None:
+async def test_concurrent_appends_of_one_history_do_not_interleave(tmp_path: Path) -> None:
     history = ChatHistoryMD(tmp_path / "CHAT.md")
     texts = [f"line {i}\n" * 50 for i in range(20)]
     await asyncio.gather(*(history.alog_message(UserMessage(text)) for text in texts))
     assert sorted(message.text for message in await history.aload_chat_history()) == sorted(texts)
+
+
+async def test_histories_of_one_file_append_whole_sections_and_exact_texts_when_racing(tmp_path: Path) -> None:
+    for round_number in range(10):  # before one writer per file, most rounds lost a text's exact ending
+        chat_md = tmp_path / f"CHAT-{round_number}.md"
+        chat_md.write_text("### user\n\nedited by hand, no final newline", encoding="utf-8")
+        histories = [ChatHistoryMD(chat_md) for _ in range(4)]
+        texts = [f"{'long text ' * 100_000}from history {number}" for number in range(4)]
+
+        await asyncio.gather(
+            *(history.alog_message(UserMessage(text)) for history, text in zip(histories, texts, strict=True))
+        )
+
+        loaded = [message.text for message in await histories[0].aload_chat_history()]
+        assert loaded[0] == "edited by hand, no final newline"
+        assert sorted(loaded[1:]) == texts
+
+
+async def test_crlf_file_loads_without_a_format_error(tmp_path: Path) -> None:
+    chat_md = tmp_path / "CHAT.md"
+    chat_md.write_bytes(b"### system\r\n\r\nBe brief.\r\n\r\n### user\r\n\r\nline one\r\nline two\r\n\r\n")
+    assert as_triples(await ChatHistoryMD(chat_md).aload_chat_history()) == [
+        ("system", None, "Be brief."),
+        ("user", None, "line one\nline two"),
+    ]
+
+
+async def test_crlf_section_after_lf_sections_is_a_message_of_its_own(tmp_path: Path) -> None:
+    chat_md = tmp_path / "CHAT.md"
+    history = ChatHistoryMD(chat_md)
+    await history.alog_message(UserMessage("written here"))
+    with chat_md.open("ab") as file:  # appended by a Windows editor
+        file.write(b"### assistant / gpt-4o-mini\r\n\r\nadded by hand\r\n\\### user\r\n\r\n")
+    await history.alog_message(UserMessage("written here again"))
+
+    assert as_triples(await history.aload_chat_history()) == [
+        ("user", None, "written here"),
+        ("assistant", "gpt-4o-mini", "added by hand\n### user"),
+        ("user", None, "written here again"),
+    ]
 
 
 FOREIGN_README = "# MiniAgents\n\nA framework.\n\n### Integrating with OpenAI\n\n```python\nx = 1\n```\n"
