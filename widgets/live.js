@@ -2,9 +2,9 @@
 // Python prepends this file to each widget's own module (stream.js, tree.js, chat.js), so the
 // functions and classes below are in scope there. Protocol: see miniagents/notebook/live_widget.py.
 //
-// Model text is untrusted. While a message streams its text goes into a text node (never parsed as
-// HTML); once complete, the HTML rendered and sanitised in Python is sanitised once more here
-// (allow-listed tags and attributes, safe link targets only) before it reaches the page.
+// Model text is untrusted. Its markdown is rendered and sanitised in the kernel (rendering.py), while it
+// streams and once complete, and sanitised once more here (allow-listed tags and attributes, safe link
+// targets only) before it reaches the page; text not rendered yet goes into a text node, never parsed.
 
 const SAFE_TAGS = new Set([
   "P", "BR", "HR", "EM", "STRONG", "S", "DEL", "CODE", "PRE", "BLOCKQUOTE", "UL", "OL", "LI",
@@ -72,7 +72,14 @@ function element(tag, className, text) {
   return node;
 }
 
-// One message: header (sender, role · model, tokens, hash key), body, error.
+// How a cancelled message reads (rendering.STOPPED): a failed message with exactly this error shows as stopped.
+const STOPPED = "stopped";
+
+function shownStatus(message) {
+  const status = message.status || "streaming";
+  return status === "failed" && message.error === STOPPED ? STOPPED : status;
+}
+
 // The block of `message` in `blocks` (a Map by message id), made on first use.
 function blockIn(blocks, message) {
   let block = blocks.get(message.id);
@@ -83,59 +90,68 @@ function blockIn(blocks, message) {
   return block;
 }
 
+// One message, element for element what rendering.message_block_html() writes for the static HTML:
+// header (sender, role · model, hash key), body (the markdown rendered in the kernel, sanitised again here,
+// then the newest text not rendered yet as plain text), a note when stopped, the error when failed.
 class MessageBlock {
   constructor() {
     this.el = element("div", "miniagents-message");
     this.header = element("div", "miniagents-message-header");
     this.sender = element("span", "miniagents-sender");
     this.details = element("span", "miniagents-details");
-    this.stats = element("span", "miniagents-stats");
-    this.header.append(this.sender, this.details, this.stats);
-    this.body = element("div", "miniagents-message-body");
+    this.hash = element("span", "miniagents-hash");
+    this.header.append(this.sender, this.details, this.hash);
+    this.body = element("div", "miniagents-message-body jp-RenderedHTMLCommon");
+    this.markdown = document.createDocumentFragment(); // replaced by the rendered blocks
+    this.tail = element("div", "miniagents-tail");
+    this.tailNode = document.createTextNode("");
+    this.tail.appendChild(this.tailNode);
+    this.note = element("div", "miniagents-message-note", STOPPED);
     this.error = element("div", "miniagents-message-error");
-    this.error.hidden = true;
-    this.el.append(this.header, this.body, this.error);
-    this.textNode = null;
+    this.el.append(this.header, this.body);
     this.renderedHtml = null;
+    this.renderedUpto = 0; // how much of the text (UTF-16 code units) the rendered markdown covers
   }
 
   update(message) {
-    this.el.dataset.status = message.status || "streaming";
+    const status = shownStatus(message);
+    this.el.dataset.status = status;
     this.sender.textContent = message.sender || "MESSAGE";
     this.details.textContent = [message.role, message.model].filter(Boolean).join(" · ");
-    const stats = [];
-    if (message.tokens) stats.push(`${message.tokens} token${message.tokens === 1 ? "" : "s"}`);
-    if (message.hash_key) stats.push(`#${message.hash_key.slice(0, 8)}`);
-    this.stats.textContent = stats.join(" · ");
-    if (message.hash_key) this.stats.title = `hash key ${message.hash_key}`;
-    this.error.hidden = !message.error;
+    this.details.hidden = !this.details.textContent;
+    this.hash.textContent = message.hash_key ? `#${message.hash_key.slice(0, 8)}` : "";
+    this.hash.title = message.hash_key ? `hash key ${message.hash_key}` : "";
+    this.hash.hidden = !message.hash_key;
+    const ending = status === STOPPED ? this.note : message.error ? this.error : null;
     this.error.textContent = message.error || "";
-    if (message.status === "done" && typeof message.html === "string") {
-      if (this.renderedHtml !== message.html) {
-        sanitizeInto(this.body, message.html);
-        this.renderedHtml = message.html;
-        this.textNode = null;
-      }
-    } else {
-      this.setText(message.text || "");
-    }
+    this.el.replaceChildren(...[this.header, this.body, ending].filter(Boolean));
+    this.showBody(message);
   }
 
-  setText(text) {
-    if (this.textNode === null) {
-      const pre = element("pre", "miniagents-text");
-      this.textNode = document.createTextNode("");
-      pre.appendChild(this.textNode);
-      this.body.replaceChildren(pre);
-      this.renderedHtml = null;
+  showBody(message) {
+    const html = typeof message.html === "string" ? message.html : null;
+    if (html !== this.renderedHtml) {
+      const rendered = element("div");
+      if (html !== null) sanitizeInto(rendered, html);
+      this.body.replaceChildren(...rendered.childNodes, this.tail);
+      this.renderedHtml = html;
     }
-    if (this.textNode.data !== text) this.textNode.data = text;
+    const text = message.text || "";
+    if (html === null) this.renderedUpto = 0;
+    else if ((message.status || "streaming") === "streaming") this.renderedUpto = message.html_upto || 0;
+    else this.renderedUpto = text.length; // complete: its html renders all of it
+    this.setTail(text.slice(this.renderedUpto));
+  }
+
+  setTail(text) {
+    if (this.tailNode.data !== text) this.tailNode.data = text;
+    this.tail.hidden = text === "";
   }
 
   appendText(chunk) {
-    if (this.renderedHtml !== null) return; // complete already: the rendered markdown shows it all
-    if (this.textNode === null) this.setText("");
-    this.textNode.appendData(chunk);
+    if (this.el.dataset.status !== "streaming") return; // complete already: the rendered markdown shows it all
+    this.tailNode.appendData(chunk);
+    this.tail.hidden = false;
   }
 }
 

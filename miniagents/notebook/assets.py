@@ -5,6 +5,7 @@ wheel as `miniagents/notebook/widgets/`.
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from pathlib import Path
 
@@ -13,7 +14,13 @@ _CANDIDATES = (_HERE / "widgets", _HERE.parent.parent / "widgets")
 
 # Front-end code shared by every widget; each widget's ES module is this file followed by its own file.
 SHARED_MODULE = "live.js"
-STYLESHEET = "miniagents.css"
+# How messages, trees and transcripts look: used by the live widgets and embedded in their static HTML.
+STYLESHEET = "messages.css"
+# What only the live widgets need (a chat's input and buttons, the cursor of a streaming message).
+LIVE_STYLESHEET = "controls.css"
+
+_CSS_COMMENT = re.compile(r"/\*.*?\*/", re.DOTALL)
+_CSS_SPACE = re.compile(r"\s*([{};,>])\s*|\s+")
 
 
 @cache
@@ -36,5 +43,12 @@ def widget_module(name: str) -> str:
 
 
 def stylesheet() -> str:
-    """The CSS shared by all the widgets."""
-    return read_widget_file(STYLESHEET)
+    """The CSS of the live widgets (stream, tree, chat)."""
+    return f"{read_widget_file(STYLESHEET)}\n{read_widget_file(LIVE_STYLESHEET)}"
+
+
+@cache
+def static_stylesheet() -> str:
+    """The CSS a widget's static HTML carries along: `messages.css` without comments and extra spaces."""
+    css = _CSS_COMMENT.sub("", read_widget_file(STYLESHEET))
+    return _CSS_SPACE.sub(lambda match: match.group(1) or " ", css).strip()

@@ -24,6 +24,7 @@ from miniagents.miniagents import InteractionContext, MiniAgent, MiniAgents
 from miniagents.notebook import assets
 from miniagents.notebook.live_widget import IdList, LiveWidget
 from miniagents.notebook.message_record import ErrorRecord, MessageRecord, apieces
+from miniagents.notebook.rendering import entry_html, static_html
 from miniagents.notebook.run_scope import RunScope, attribute_calls_to_scopes, current_scope
 from miniagents.utils import adialog_loop
 
@@ -152,6 +153,9 @@ class ChatWidget(LiveWidget):
     def _is_live(self) -> bool:
         return self.phase == "replying" or super()._is_live()
 
+    def _is_interactive(self) -> bool:
+        return self.phase != "stopped"
+
     def _snapshot(self) -> dict[str, Any]:
         return {**super()._snapshot(), "order": list(self._transcript.ids)}
 
@@ -160,8 +164,10 @@ class ChatWidget(LiveWidget):
         return "\n\n".join(blocks) if blocks else "(empty chat)"
 
     def to_html(self) -> str:
-        blocks = "".join(entry.to_html() for entry in self._entries(self._transcript.ids))
-        return f'<div class="miniagents-chat"><div class="miniagents-chat-transcript">{blocks}</div></div>'
+        blocks = "".join(entry_html(entry) for entry in self._entries(self._transcript.ids))
+        return static_html(
+            "miniagents-chat", f'<div class="miniagents-chat-transcript">{blocks}</div>', phase=self.phase
+        )
 
     def __repr__(self) -> str:
         return f"<ChatWidget: {len(self._transcript.ids)} message(s), {self.phase}>"

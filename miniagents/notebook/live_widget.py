@@ -15,6 +15,13 @@ Sync protocol (the front-end half is `widgets/live.js`):
 - A view that renders while the document is live asks for `{"type": "snapshot-request", "request": r}`
   and gets `{"type": "snapshot", "request": r, "state": {...}}`, the document as the events sent so far
   describe it, which then continues with the next deltas.
+- A streaming message is shown as markdown while it grows, rendered here by the same renderer as its final
+  form: `["message", id, {"html": h, "html_upto": n}]` says `h` renders the first `n` UTF-16 code units of
+  its text (the rest shows as plain text until the next render). Rendering is throttled by its cost.
+
+Saved notebooks (SPEC 5.7): the widget is displayed with a display id, and every output showing it is
+updated with its static forms each time it goes quiet (see `widget_outputs`); the live widget view stays in
+those outputs only while the widget can still change (`_shows_view()`).
 """
 
 from __future__ import annotations
@@ -29,6 +36,8 @@ import traitlets
 
 from miniagents.notebook import assets
 from miniagents.notebook.message_record import ErrorRecord, MessageRecord
+from miniagents.notebook.rendering import GrowingMarkdown
+from miniagents.notebook.widget_outputs import WIDGET_VIEW, WidgetOutputs
 
 
 class LiveWidget(anywidget.AnyWidget):
@@ -49,6 +58,8 @@ class LiveWidget(anywidget.AnyWidget):
         self._state_stale = True
         self._tasks: set[asyncio.Task[Any]] = set()
         self._quiet = asyncio.Event()  # set by a flush that finds the document quiet
+        self._growing: dict[str, GrowingMarkdown] = {}  # the markdown of each streaming message, by record id
+        self._outputs = WidgetOutputs()
         self._shown_in_cell: int | None = None
         self.on_msg(self._on_front_end_message)
 
@@ -57,6 +68,9 @@ class LiveWidget(anywidget.AnyWidget):
     def _snapshot(self) -> dict[str, Any]:
         """The whole document as the front end knows it (subclasses add their own parts)."""
         messages = {record.id: record.snapshot() for record in self._records.values()}
+        for record_id, growing in self._growing.items():  # the markdown sent so far of the streaming ones
+            if messages[record_id]["status"] == "streaming":
+                messages[record_id].update(growing.fields())
         messages.update((record.id, record.snapshot()) for record in self._errors.values())
         return {"live": self._is_live(), "messages": messages}
 
@@ -123,13 +137,34 @@ class LiveWidget(anywidget.AnyWidget):
         self._last_flush = time.monotonic()
         dirty, self._dirty = self._dirty, {}
         events = [event for entity in dirty.values() for event in entity.take_events()]
+        events.extend(self._markdown_events(dirty.values()))
         if events and self.comm is not None:
             self.send({"type": "events", "events": events})
-        if not self._is_live():
+        if self._is_live():
+            if self._outputs.displayed and not self._outputs.shows_view:
+                self._outputs.update(self._display_bundle())  # live again (e.g. a tree's next run): the view
+        else:
             if self._state_stale:
                 self._state_stale = False
                 self.state = self._snapshot()
+                if self._outputs.displayed:
+                    self._outputs.update(self._display_bundle())
             self._quiet.set()
+
+    def _markdown_events(self, entities: Any) -> list[list[Any]]:
+        """The markdown of the streaming messages whose text grew, where its cost allows rendering now."""
+        events: list[list[Any]] = []
+        now = time.monotonic()
+        for entity in entities:
+            if not isinstance(entity, MessageRecord):
+                continue
+            if not entity.is_streaming:
+                self._growing.pop(entity.id, None)  # complete: its final html went out with its status
+                continue
+            growing = self._growing.setdefault(entity.id, GrowingMarkdown())
+            if growing.render(entity.text, now):
+                events.append(["message", entity.id, growing.fields()])
+        return events
 
     async def aquiet(self) -> None:
         """Wait until nothing in this widget streams or runs any more; its `state` then holds everything."""
@@ -158,6 +193,8 @@ class LiveWidget(anywidget.AnyWidget):
             self._flush_handle.cancel()
             self._flush_handle = None
         super().close()
+        if self._outputs.displayed:
+            self._outputs.update(self._display_bundle())  # without a model the view can only fail: static
 
     # ------------------------------------------------------- static forms
 
@@ -172,10 +209,25 @@ class LiveWidget(anywidget.AnyWidget):
     def _static_forms(self) -> dict[str, str]:
         return {"text/plain": self.to_text(), "text/html": self.to_html()}
 
+    def _is_interactive(self) -> bool:
+        """Whether the user can still act through the widget view (a chat not stopped); subclasses refine."""
+        return False
+
+    def _shows_view(self) -> bool:
+        """Whether outputs should hold the widget view: while the widget changes or can be used."""
+        return self.comm is not None and (self._is_live() or self._is_interactive())
+
+    def _display_bundle(self) -> dict[str, Any]:
+        """What an output of this widget holds now: the static forms, plus the widget view when it is useful."""
+        data: dict[str, Any] = self._static_forms()
+        if self._shows_view():
+            view = super()._repr_mimebundle_()
+            if view is not None:
+                data[WIDGET_VIEW] = view[0][WIDGET_VIEW]
+        return data
+
     def _repr_mimebundle_(self, **kwargs: Any) -> tuple[dict[str, Any], dict[str, Any]]:
-        data, metadata = super()._repr_mimebundle_(**kwargs)
-        data.update(self._static_forms())
-        return data, metadata
+        return self._display_bundle(), {}
 
     # ------------------------------------------------------------ display
 
@@ -185,19 +237,13 @@ class LiveWidget(anywidget.AnyWidget):
         the call that showed it is also the cell's value) is skipped, so `show_tree()` or `chat(agent)` as
         the last line of a cell shows one widget, not two.
         """
-        from IPython.display import display
-
-        data, metadata = self._repr_mimebundle_()
-        display(data, metadata=metadata, raw=True)
+        self._outputs.display(self._display_bundle())
         self._shown_in_cell = _execution_count()
 
     def _ipython_display_(self) -> None:
-        from IPython.display import display
-
         if self._shown_in_cell is not None and self._shown_in_cell == _execution_count():
             return
-        data, metadata = self._repr_mimebundle_()
-        display(data, metadata=metadata, raw=True)
+        self._outputs.display(self._display_bundle())
 
 
 def _execution_count() -> int | None:

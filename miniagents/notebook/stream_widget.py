@@ -16,6 +16,7 @@ from miniagents.miniagents import MessageSequence
 from miniagents.notebook import assets
 from miniagents.notebook.live_widget import IdList, LiveWidget
 from miniagents.notebook.message_record import MessageRecord, apieces
+from miniagents.notebook.rendering import entry_html, static_html
 
 
 class MessageStreamWidget(LiveWidget):
@@ -116,10 +117,19 @@ class MessageStreamWidget(LiveWidget):
         return "\n\n".join(blocks)
 
     def to_html(self) -> str:
-        status = "done" if self.done else "streaming"
-        blocks = "".join(entry.to_html() for entry in self._entries(self._order.ids))
-        return f'<div class="miniagents-stream" data-status="{status}">{blocks}</div>'
+        blocks = "".join(entry_html(entry) for entry in self._entries(self._order.ids))
+        return static_html("miniagents-stream", blocks, status="done" if self.done else "streaming")
 
     def __repr__(self) -> str:
         count = sum(isinstance(entry, MessageRecord) for entry in self._entries(self._order.ids))
         return f"<MessageStreamWidget: {count} message(s), {'done' if self.done else 'streaming'}>"
+
+
+def show_reply(messages: MessageType, sender: str | None = None) -> MessageStreamWidget:
+    """
+    Display `messages` (a reply, any MessageType) in the current cell as a MessageStreamWidget and return it.
+    The output is kept holding the widget's static form, so a saved notebook shows the final text.
+    """
+    widget = MessageStreamWidget(messages, sender=sender)
+    widget.show()
+    return widget

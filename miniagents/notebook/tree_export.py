@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from miniagents.notebook.rendering import escape
+from miniagents.notebook.rendering import entry_html, escape, static_html
 
 if TYPE_CHECKING:
     from miniagents.notebook.tree_widget import CallRecord
@@ -58,7 +58,7 @@ def tree_html(roots: Sequence[CallRecord], calls: Mapping[str, CallRecord], mess
     def section(title: str, ids: list[str]) -> str:
         if not ids:
             return ""
-        blocks = "".join(messages[each].to_html() for each in ids if each in messages)
+        blocks = "".join(entry_html(messages[each]) for each in ids if each in messages)
         return (
             f'<div class="miniagents-call-section"><div class="miniagents-call-section-title">{title}</div>'
             f"{blocks}</div>"
@@ -69,15 +69,16 @@ def tree_html(roots: Sequence[CallRecord], calls: Mapping[str, CallRecord], mess
         children = "".join(call_html(calls[child]) for child in record.children)
         return (
             f'<div class="miniagents-call" data-agent="{escape(record.agent)}" data-status="{escape(record.status)}">'
-            f'<details open><summary><strong class="miniagents-call-agent">{escape(record.agent)}</strong> '
-            f'<span class="miniagents-call-status">{escape(record.status)}</span> '
-            f'<small class="miniagents-call-meta">{_tokens(record, messages)} tokens</small></summary>'
+            f'<details open><summary><span class="miniagents-call-title">'
+            f'<span class="miniagents-call-agent">{escape(record.agent)}</span>'
+            f'<span class="miniagents-call-status">{escape(record.status)}</span>'
+            f'<span class="miniagents-call-meta">{_tokens(record, messages)} tokens</span></span></summary>'
             f"{error}{section('input', record.inputs)}{section('replies', record.replies)}"
             f'<div class="miniagents-call-children">{children}</div></details></div>'
         )
 
     body = "".join(call_html(root) for root in roots) or '<div class="miniagents-tree-empty">no agent calls yet</div>'
-    return f'<div class="miniagents-tree">{body}</div>'
+    return static_html("miniagents-tree", body)
 
 
 def _mermaid_label(text: str) -> str:

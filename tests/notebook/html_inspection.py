@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 
+from miniagents.notebook.assets import static_stylesheet
+
 
 @dataclass
 class LiveMarkup:
@@ -40,9 +42,18 @@ def live_markup(html: str) -> LiveMarkup:
     return collector.markup
 
 
+def without_own_stylesheet(html: str) -> str:
+    """`html` without the stylesheet a widget's static HTML starts with (MiniAgents' own, not model text)."""
+    own = f"<style>{static_stylesheet()}</style>"
+    return html[len(own) :] if html.startswith(own) else html
+
+
 def assert_inert(html: str) -> None:
-    """No script, no embedded content, no event handler attribute, no URL other than http(s)/mailto/relative."""
-    markup = live_markup(html)
+    """
+    No script, no embedded content, no style, no event handler attribute, no URL other than
+    http(s)/mailto/relative (a widget's own leading stylesheet aside).
+    """
+    markup = live_markup(without_own_stylesheet(html))
     dangerous = {"script", "img", "iframe", "object", "embed", "svg", "math", "style", "link", "meta", "base", "form"}
     assert not dangerous.intersection(markup.tags), markup.tags
     assert not markup.event_handlers, markup.event_handlers

@@ -201,7 +201,7 @@ async def fan_out(ctx):
     )
     shown = kernel_session.run("tree = miniagents.notebook.show_tree()\ntree").results
     assert len(shown) == 1  # shown once, although it is also the value of the cell
-    model_id = shown[0]["application/vnd.jupyter.widget-view+json"]["model_id"]
+    model_id = kernel_session.value("tree.model_id")  # (a tree with no calls yet shows only its static form)
     cell = kernel_session.run("replies = fan_out.inquire()")
     final = kernel_session.wait_for(
         lambda m: (
