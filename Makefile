@@ -28,9 +28,13 @@ demo: $(STAMP)
 
 test: $(STAMP) $(LLAMA_STAMP)
 	$(PY) -m pytest
+	bash tests/run_core_on_other_pythons.sh
 
+# ruff (lint + format check) and pyright over the package; CI runs it
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/pyright miniagents
 
 bench: $(STAMP)
 	$(PY) benchmarks/run.py

@@ -52,6 +52,26 @@ class AgentReplyNode(Message):
 _RESERVED_NODE_FIELDS = frozenset(AgentCallNode.model_fields)
 
 
+class ErrorMessage(Message):
+    """
+    An agent's exception as a message (with `errors_as_messages=True`): `error_class`, the error text, and
+    the chain of agents it came through (`agent_trace`, outermost first). It takes the error's position in
+    the reply sequence, so a chain or an LLM can see and handle it.
+    """
+
+    error_class: str
+    agent_trace: tuple[str, ...] = ()
+
+    @classmethod
+    def from_exception(cls, exc: BaseException) -> ErrorMessage:
+        """The message standing for `exc` (its text is `str(exc)`, or the class name when that is empty)."""
+        return cls(
+            text=str(exc) or type(exc).__name__,
+            error_class=type(exc).__name__,
+            agent_trace=tuple(getattr(exc, "agent_trace", ()) or ()),
+        )
+
+
 class InteractionContext:
     """What an agent function receives first: its input `messages` and the means to `reply`."""
 
@@ -62,14 +82,31 @@ class InteractionContext:
         self.messages = messages
         self._replies = replies
 
-    def reply(self, messages: MessageType) -> None:
-        """Add any MessageType to the reply sequence (non-blocking; nested agent calls keep running)."""
+    @property
+    def message_promises(self) -> MessageSequencePromise:
+        """The input messages (the MiniAgents 0.0.35 name of `messages`)."""
+        return self.messages
+
+    def _check_open(self, messages: Any) -> None:
         if self._replies.is_closed:
             raise AppenderClosedError(
                 f"{self.this_agent.alias} cannot reply any more: its reply sequence is finished "
                 f"(finish_early() was called or the agent returned); the reply was {messages!r:.80}"
             )
+
+    def reply(self, messages: MessageType) -> None:
+        """Add any MessageType to the reply sequence, in order (non-blocking; nested agent calls keep running)."""
+        self._check_open(messages)
         self._replies.append(messages)
+
+    def reply_out_of_order(self, messages: MessageType) -> None:
+        """
+        Add any MessageType to the reply sequence; each of its messages is delivered as soon as it is
+        available (a fast nested call overtakes a slow one, and replies made in order with `reply()` that
+        are still being awaited), its tokens still streaming. The sequence ends when they have all arrived.
+        """
+        self._check_open(messages)
+        self._replies.append_out_of_order(messages)
 
     def finish_early(self) -> None:
         """End the reply sequence now; a later `reply()` raises AppenderClosedError."""
@@ -111,11 +148,17 @@ class AgentCall(TaskOwner):
         context = MiniAgents.get_current()
         if start_asap is DEFAULT:
             start_asap = context.start_everything_asap_by_default
+        non_freezable = agent.non_freezable_kwargs
         for name, value in function_kwargs.items():
+            if name in non_freezable:
+                continue  # declared by the agent: passed through as is, kept out of hashes and the graph
             try:
                 freeze_value(value, name)
             except ValueError as exc:
-                raise ValueError(f"{agent.alias}: function kwargs must be freezable: {exc}") from None
+                raise ValueError(
+                    f"{agent.alias}: function kwargs must be freezable (or declared in the agent's "
+                    f"non_freezable_kwargs): {exc}"
+                ) from None
         caller = current_owner()
         if caller is None or caller.context is not context:
             caller = context.root_owner
@@ -239,6 +282,8 @@ class AgentCall(TaskOwner):
             bound = agent.partial_kwargs
             if bound:  # call-time kwargs override the ones bound to the agent
                 kwargs = {**bound, **kwargs}
+            if agent.non_freezable_kwargs:
+                kwargs = {**agent.non_freezable_kwargs, **kwargs}
             running = agent.func(InteractionContext(agent, self.input_sequence, replies), **kwargs)
             if agent.call_timeout is None:
                 await running
@@ -253,7 +298,11 @@ class AgentCall(TaskOwner):
             self.error = exc
             if attach_agent_trace(exc, self):
                 _log_agent_error(self.context, agent, exc)
-            replies.fail(exc)
+            if self._errors_as_messages():
+                if not replies.is_closed:
+                    replies.append(ErrorMessage.from_exception(exc))
+            else:
+                replies.fail(exc)
         except asyncio.CancelledError:  # consumers get a clear error at the cut, never a hang
             super().cancel(sparing=asyncio.current_task())  # structured: what it started goes with it
             self._end_cancelled()
@@ -266,6 +315,10 @@ class AgentCall(TaskOwner):
             replies.fail(exc)
         finally:
             self._finish_function()
+
+    def _errors_as_messages(self) -> bool:
+        setting = self.agent.errors_as_messages
+        return self._mini_agents.errors_as_messages if setting is None else setting
 
     def _end_cancelled(self) -> None:
         if self.error is None:
@@ -309,8 +362,10 @@ class AgentCall(TaskOwner):
     async def _arecord_interaction(self) -> None:
         """Resolve the AgentCallNode / AgentReplyNode of this call, so they reach the handlers."""
         metadata = dict(self.agent.interaction_metadata.frozen_fields_and_values())
+        non_freezable = self.agent.non_freezable_kwargs
         for name, value in self._function_kwargs.items():
-            metadata[f"kwarg_{name}" if name in _RESERVED_NODE_FIELDS else name] = value
+            if name not in non_freezable:
+                metadata[f"kwarg_{name}" if name in _RESERVED_NODE_FIELDS else name] = value
         call_node = AgentCallNode(
             agent_alias=self.agent.alias,
             messages=await _aresolved_messages(self.input_sequence),

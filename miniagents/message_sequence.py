@@ -97,6 +97,26 @@ class MessageAppender(StreamAppender[Any]):
         super().append(piece)
         return self
 
+    def append_out_of_order(self, piece: Any) -> MessageAppender:
+        """
+        Append any MessageType whose messages join the sequence as soon as each is available, ahead of
+        earlier items still being awaited (the sequence stays open until they all arrived).
+        Raises TypeError for an unsupported type, AppenderNotOpenError / AppenderClosedError like append().
+        """
+        if not is_message_type(piece):
+            raise unsupported_message_type_error(piece)
+        super().append(_OutOfOrder(piece))
+        return self
+
+
+class _OutOfOrder:
+    """An appended item whose messages may overtake the items before it."""
+
+    __slots__ = ("item",)
+
+    def __init__(self, item: Any) -> None:
+        self.item = item
+
 
 class MessageFlattener:
     """
@@ -106,7 +126,17 @@ class MessageFlattener:
     after it, and one task (owned by whoever appended it) flattens the queue in order.
     """
 
-    __slots__ = ("_closed", "_context", "_flattening", "_pending", "_start_asap", "_writer", "on_first_demand", "sequence_promise")
+    __slots__ = (
+        "_closed",
+        "_context",
+        "_flattening",
+        "_out_of_order",
+        "_pending",
+        "_start_asap",
+        "_writer",
+        "on_first_demand",
+        "sequence_promise",
+    )
 
     def __init__(self, context: PromisingContext, start_asap: bool | Sentinel) -> None:
         self._context = context
@@ -114,6 +144,7 @@ class MessageFlattener:
         self._pending: deque[Any] | None = None  # items waiting for asynchronous flattening, in order
         self._flattening = False
         self._closed = False
+        self._out_of_order = 0  # out-of-order items still being delivered
         self.on_first_demand: Callable[[], None] | None = None
         writer: StreamWriter[Any] = StreamWriter()
         self._writer = writer
@@ -124,15 +155,38 @@ class MessageFlattener:
     # ---------------------------------------------------------------- input (AppenderSink)
 
     def send(self, item: Any) -> None:
-        if self._pending:
+        if type(item) is _OutOfOrder:
+            self._start_out_of_order(item.item)
+        elif self._pending:
             self._pending.append(item)  # something before it is still being awaited: keep the order
         else:
             self._flatten_now(item)
 
     def close(self) -> None:
         self._closed = True
-        if not self._pending:
+        self._close_when_complete()
+
+    def _close_when_complete(self) -> None:
+        if self._closed and not self._pending and not self._out_of_order:
             self._writer.close()
+
+    def _start_out_of_order(self, item: Any) -> None:
+        sequence = MessageSequence.turn_into_sequence_promise(item)
+        self._out_of_order += 1
+        self._context.create_task(self._adeliver_out_of_order(sequence), on_done=self._out_of_order_done)
+
+    async def _adeliver_out_of_order(self, sequence: MessageSequencePromise) -> None:
+        writer = self._writer
+        async for piece in sequence.raw_pieces():  # each message (or error) as soon as it is there
+            if writer.closed:
+                return
+            writer.send(piece)
+
+    def _out_of_order_done(self, task: asyncio.Task[Any]) -> None:
+        self._out_of_order -= 1
+        if task.cancelled():
+            self._writer.cancel("out-of-order replies were cancelled before they all arrived")
+        self._close_when_complete()
 
     def __aiter__(self) -> AsyncIterator[MessagePromise]:
         return self.sequence_promise.__aiter__()
@@ -201,8 +255,7 @@ class MessageFlattener:
             await self._aflatten(pending[0])  # stays queued meanwhile, so new items line up behind it
             pending.popleft()
         self._flattening = False
-        if self._closed:
-            self._writer.close()
+        self._close_when_complete()
 
     async def _aflatten(self, item: Any) -> None:
         """Flatten one queued item, awaiting what must be awaited; nesting uses an explicit stack."""

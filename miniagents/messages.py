@@ -276,6 +276,11 @@ class MessagePromise(StreamedPromise[str, Message]):
             metadata = self._preliminary_metadata = Frozen(**fields)
         return metadata
 
+    @property
+    def known_beforehand(self) -> Frozen:
+        """`preliminary_metadata` under its MiniAgents 0.0.35 name."""
+        return self.preliminary_metadata
+
     async def _streamer(self) -> AsyncIterator[str]:
         if self._token_streamer is None:  # a prefilled message without `text`
             yield str(self._result)

@@ -11,6 +11,7 @@ from miniagents.agent_call import (
     AgentCallNode,
     AgentReplyNode,
     AgentTimeoutError,
+    ErrorMessage,
     InteractionContext,
 )
 from miniagents.message_sequence import MessageSequence
@@ -25,6 +26,7 @@ __all__ = [
     "AgentCallNode",
     "AgentReplyNode",
     "AgentTimeoutError",
+    "ErrorMessage",
     "InteractionContext",
     "MessageSequence",
     "MiniAgent",
@@ -34,39 +36,59 @@ __all__ = [
 
 
 class MiniAgent:
-    """An agent: an `async def f(ctx, **kwargs)` function with an alias, a description and bound kwargs."""
+    """
+    An agent: an `async def f(ctx, **kwargs)` function (or a class whose async `__call__(self)` is the body)
+    with an alias, a description and bound kwargs.
+    """
 
     def __init__(
         self,
-        func: Callable[..., Awaitable[None]],
+        func: Callable[..., Awaitable[None]] | type,
         alias: str | None = None,
         description: str | None = None,
         uppercase_func_name: bool = True,
         normalize_spaces_in_docstring: bool = True,
         interaction_metadata: dict[str, Any] | None = None,
         call_timeout: float | None = None,
+        errors_as_messages: bool | None = None,
+        non_freezable_kwargs: dict[str, Any] | None = None,
         **partial_kwargs: Any,
     ) -> None:
         """
         `call_timeout`: seconds each call's agent function may run; past it the call fails with
-        AgentTimeoutError (in its reply sequence). `partial_kwargs` are bound to the function.
+        AgentTimeoutError (in its reply sequence). `errors_as_messages`: this agent's exceptions become
+        ErrorMessages in its replies (None: the context's setting). `non_freezable_kwargs`: objects that cannot
+        be frozen (SDK clients, connections) passed to the function as they are, kept out of hashes and of the
+        interaction graph; call-time kwargs of these names may be unfreezable too. `partial_kwargs` are bound
+        to the function.
         """
-        if inspect.isasyncgenfunction(func):
-            raise TypeError(
-                f"agent {func.__name__!r} is an async generator (it uses `yield`); an agent replies with "
-                "ctx.reply(...) instead: `async def f(ctx, ...): ctx.reply(...)`"
-            )
-        if not inspect.iscoroutinefunction(func):
-            name = getattr(func, "__name__", repr(func))
-            raise TypeError(
-                f"an agent must be an async function (`async def {name}(ctx, ...)`), got {name!r} "
-                f"of type {type(func).__name__}"
-            )
+        name = getattr(func, "__name__", repr(func))
+        if inspect.isclass(func):
+            self._agent_class: type | None = func
+            body = func.__call__  # type: ignore[operator]
+            if not inspect.iscoroutinefunction(body):
+                raise TypeError(
+                    f"a class-based agent needs an `async def __call__(self)` (the agent's body); {name}.__call__ "
+                    "is not async"
+                )
+            func = _class_agent_body(func)
+        else:
+            self._agent_class = None
+            if inspect.isasyncgenfunction(func):
+                raise TypeError(
+                    f"agent {name!r} is an async generator (it uses `yield`); an agent replies with "
+                    "ctx.reply(...) instead: `async def f(ctx, ...): ctx.reply(...)`"
+                )
+            if not inspect.iscoroutinefunction(func):
+                raise TypeError(
+                    f"an agent must be an async function (`async def {name}(ctx, ...)`) or a class with an async "
+                    f"__call__, got {name!r} of type {type(func).__name__}"
+                )
         self._func = func
         if alias is None:
-            alias = func.__name__.upper() if uppercase_func_name else func.__name__
+            alias = name.upper() if uppercase_func_name else name
         if description is None:
-            description = inspect.getdoc(func) or ""
+            description = inspect.getdoc(self._agent_class or func) or ""
             if normalize_spaces_in_docstring:
                 description = " ".join(description.split())
         self.alias = alias
@@ -76,13 +98,21 @@ class MiniAgent:
         if call_timeout is not None and not call_timeout > 0:
             raise ValueError(f"{alias}: call_timeout must be a positive number of seconds, got {call_timeout!r}")
         self.call_timeout = call_timeout
+        if errors_as_messages is not None and not isinstance(errors_as_messages, bool):
+            raise TypeError(f"{alias}: errors_as_messages must be True, False or None, got {errors_as_messages!r}")
+        self.errors_as_messages = errors_as_messages
+        if non_freezable_kwargs is not None and not isinstance(non_freezable_kwargs, dict):
+            raise TypeError(
+                f"{alias}: non_freezable_kwargs must be a dict of name -> object, got {type(non_freezable_kwargs).__name__}"
+            )
+        self.non_freezable_kwargs: dict[str, Any] = dict(non_freezable_kwargs or {})
         self._partial_kwargs = partial_kwargs
         self.__name__ = alias
         self.__doc__ = self.description
 
     @property
     def func(self) -> Callable[..., Awaitable[None]]:
-        """The agent function."""
+        """The agent function (for a class-based agent: the function that builds and calls an instance)."""
         return self._func
 
     @property
@@ -100,20 +130,39 @@ class MiniAgent:
         """Start a call whose input messages are sent afterwards with `send_message()`."""
         return AgentCall(self, start_asap, function_kwargs)
 
+    def trigger(
+        self,
+        messages: MessageType | None = None,
+        start_soon: bool | Sentinel = DEFAULT,
+        **function_kwargs: Any,
+    ) -> MessageSequencePromise:
+        """`inquire()` under its MiniAgents 0.0.35 name (`start_soon` is `start_asap`)."""
+        return self.inquire(messages, start_asap=start_soon, **function_kwargs)
+
+    def initiate_call(self, start_soon: bool | Sentinel = DEFAULT, **function_kwargs: Any) -> AgentCall:
+        """`initiate_inquiry()` under its MiniAgents 0.0.35 name (`start_soon` is `start_asap`)."""
+        return self.initiate_inquiry(start_asap=start_soon, **function_kwargs)
+
     def fork(
         self,
         alias: str | None = None,
         description: str | None = None,
         call_timeout: float | Sentinel | None = DEFAULT,
+        errors_as_messages: bool | Sentinel | None = DEFAULT,
+        non_freezable_kwargs: dict[str, Any] | None = None,
         **partial_kwargs: Any,
     ) -> MiniAgent:
         """The same function as a new agent with more bound kwargs (later values override earlier ones)."""
         return MiniAgent(
-            self._func,
+            self._agent_class or self._func,
             alias=alias or self.alias,
             description=description if description is not None else self._description_template,
             interaction_metadata=dict(self.interaction_metadata.frozen_fields_and_values()),
-            call_timeout=self.call_timeout if call_timeout is DEFAULT else call_timeout,
+            call_timeout=self.call_timeout if isinstance(call_timeout, Sentinel) else call_timeout,
+            errors_as_messages=self.errors_as_messages
+            if isinstance(errors_as_messages, Sentinel)
+            else errors_as_messages,
+            non_freezable_kwargs={**self.non_freezable_kwargs, **(non_freezable_kwargs or {})},
             **{**self._partial_kwargs, **partial_kwargs},
         )
 
@@ -121,10 +170,24 @@ class MiniAgent:
         return f"MiniAgent({self.alias!r})"
 
 
+def _class_agent_body(agent_class: type) -> Callable[..., Awaitable[None]]:
+    """The agent function of a class-based agent: each call builds an instance with `ctx=` and the kwargs."""
+
+    async def run_class_agent(ctx: InteractionContext, **kwargs: Any) -> None:
+        await agent_class(ctx=ctx, **kwargs)()
+
+    run_class_agent.__name__ = agent_class.__name__
+    run_class_agent.__qualname__ = agent_class.__qualname__
+    run_class_agent.__doc__ = agent_class.__doc__
+    return run_class_agent
+
+
 @overload
-def miniagent(func: Callable[..., Awaitable[None]], /, **kwargs: Any) -> MiniAgent: ...
+def miniagent(func: Callable[..., Awaitable[None]] | type, /, **kwargs: Any) -> MiniAgent: ...
 @overload
-def miniagent(func: None = None, /, **kwargs: Any) -> Callable[[Callable[..., Awaitable[None]]], MiniAgent]: ...
+def miniagent(
+    func: None = None, /, **kwargs: Any
+) -> Callable[[Callable[..., Awaitable[None]] | type], MiniAgent]: ...
 def miniagent(func: Any = None, /, **kwargs: Any) -> Any:
     """Turn `async def f(ctx, **kwargs)` into a MiniAgent: `@miniagent` or `@miniagent(alias=...)`."""
     if func is None:

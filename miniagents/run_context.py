@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import signal
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -41,10 +42,12 @@ class MiniAgents(PromisingContext):
         on_promise_resolved: Any = (),
         on_persist_message: PersistMessageHandler | Iterable[PersistMessageHandler] = (),
         on_agent_call: AgentCallHandler | Iterable[AgentCallHandler] = (),
+        errors_as_messages: bool = False,
         **context_kwargs: Any,
     ) -> None:
         super().__init__(on_promise_resolved=on_promise_resolved, **context_kwargs)
         self.stream_llm_tokens_by_default = stream_llm_tokens_by_default
+        self.errors_as_messages = errors_as_messages  # agents' exceptions become ErrorMessages (agents may override)
         self.observers.add_all(PERSIST_MESSAGE, on_persist_message, must_be_async=True)
         self.observers.add_all(AGENT_CALL, on_agent_call, must_be_async=False)
         self._last_call_id = 0
@@ -73,9 +76,13 @@ class MiniAgents(PromisingContext):
         try:
             asyncio.get_running_loop()
         except RuntimeError:
-            with interrupter.sigint_installed():
-                return asyncio.run(main)
-        return _run_in_worker_thread(main, interrupter)
+            loop_running = False
+        else:
+            loop_running = True
+        if loop_running:
+            return _run_in_worker_thread(main, interrupter)
+        with interrupter.sigint_installed():
+            return asyncio.run(main)
 
     def _note_interrupt(self) -> None:
         self._interrupted = True
@@ -176,6 +183,8 @@ def _run_in_worker_thread(main: Coroutine[Any, Any, T], interrupter: Interrupter
     outcome: concurrent.futures.Future[T] = concurrent.futures.Future()
 
     def worker() -> None:
+        if hasattr(signal, "pthread_sigmask"):  # SIGINT is for the waiting thread, which delivers it to the run
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         try:
             outcome.set_result(asyncio.run(main))
         except BaseException as exc:
@@ -186,8 +195,23 @@ def _run_in_worker_thread(main: Coroutine[Any, Any, T], interrupter: Interrupter
     with interrupter.sigint_installed(early_ok=True):
         thread.start()
         try:
-            return outcome.result()
+            return _await_outcome(outcome)
         except KeyboardInterrupt:  # not through our handler (e.g. another thread's): deliver it to the run
             interrupter.interrupt_threadsafe(early_ok=True)
     thread.join()
     return outcome.result()  # the run's KeyboardInterrupt, or its result if the coroutine handled it
+
+
+def _await_outcome(outcome: concurrent.futures.Future[T]) -> T:
+    """
+    Block until `outcome` is set. The wait wakes up now and then because a signal delivered to another thread
+    does not interrupt this one's lock wait, and Python runs signal handlers only in the main thread.
+    """
+    while True:
+        try:
+            return outcome.result(timeout=_SIGNAL_CHECK_SECONDS)
+        except concurrent.futures.TimeoutError:
+            continue
+
+
+_SIGNAL_CHECK_SECONDS = 0.1

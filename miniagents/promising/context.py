@@ -201,6 +201,12 @@ class PromisingContext:
         task.add_done_callback(_retrieve_exception)
         return task
 
+    def start_soon(
+        self, awaitable: Awaitable[T], suppress_errors: bool = False, log_level_for_errors: int = logging.DEBUG
+    ) -> asyncio.Task[T | None]:
+        """`start_asap()` under its MiniAgents 0.0.35 name."""
+        return self.start_asap(awaitable, suppress_errors=suppress_errors, log_level_for_errors=log_level_for_errors)
+
     # -------------------------------------------------------------- observers
 
     def on_promise_resolved(self, handler: PromiseResolvedHandler) -> PromiseResolvedHandler:
