@@ -101,7 +101,7 @@ class Frozen(BaseModel):
         class_name = cls.__name__
         given_class = data.get("class_", class_name)
         if given_class != class_name:
-            raise ValueError(f"class_ must be {class_name!r} for {class_name}, got {given_class!r}")
+            raise ValueError(f"class_ must be {class_name!r} for {class_name}, got {_short_repr(given_class)}")
         targets = cls._dict_targets
         frozen = {"class_": class_name}
         for name, value in data.items():
@@ -110,7 +110,9 @@ class Frozen(BaseModel):
             try:
                 if type(name) is not str or not name.isascii() or "__hash_key" in name:
                     _check_key(name)
-                frozen[name] = freeze_value(value, name, targets.get(name, Frozen))
+                frozen[name] = freeze_value(
+                    value, name if name.isidentifier() else f"[{name!r}]", targets.get(name, Frozen)
+                )
             except _Unfreezable as exc:  # a bad name
                 raise ValueError(f"field {name!r}: {exc.reason}") from None
             except RecursionError:
@@ -138,7 +140,7 @@ class Frozen(BaseModel):
     def __getitem__(self, name: str) -> Any:
         value = self._field_value(name)
         if value is _MISSING:
-            raise KeyError(f"{type(self).__name__} has no field {name!r}")
+            raise KeyError(f"{type(self).__name__} has no field {_short_repr(name)}")
         return value
 
     def get(self, name: str, default: Any = None) -> Any:
@@ -268,7 +270,7 @@ def freeze_value(value: Any, path: str, dict_class: type[Frozen] = Frozen) -> An
             return dict_class(**{key: _freeze(item) for key, item in _str_keyed(value).items()})
         return _freeze(value)
     except _Unfreezable as exc:
-        raise ValueError(f"field {path + exc.location()!r}: {exc.reason}") from None
+        raise ValueError(f"field '{path}{exc.location()}': {exc.reason}") from None
 
 
 class _Unfreezable(Exception):
@@ -355,7 +357,7 @@ def _freeze(value: Any) -> Any:
                 exc.keys.append(_key_path(key))
             raise
         if "class_" in value and value["class_"] != "Frozen":
-            raise _Unfreezable(f"a nested dict cannot set class_ (got {value['class_']!r})")
+            raise _Unfreezable(f"a nested dict cannot set class_ (got {_short_repr(value['class_'])})")
         return _construct_frozen(fields)
     if value_type in _LEAF_TAGS or isinstance(value, _LEAF_TYPES):
         _check_leaf(value)
@@ -406,7 +408,7 @@ def _check_key(key: Any) -> None:
 
 def _check_key_or_raise(key: Any) -> None:
     if not isinstance(key, str):
-        raise _Unfreezable(f"dict keys must be str, got {type(key).__name__} ({key!r})")
+        raise _Unfreezable(f"dict keys must be str, got {type(key).__name__} ({_short_repr(key)})")
     if type(key) is not str:
         raise _Unfreezable(f"dict keys must be plain str, got the str subclass {type(key).__name__} ({key!r})")
     if not key.isascii():
@@ -436,6 +438,15 @@ def _check_text(text: str) -> None:
 
 def _non_finite_reason(value: float) -> str:
     return f"the float {value!r} cannot be frozen: JSON has no nan or infinity (use None, or a str)"
+
+
+def _short_repr(value: Any) -> str:
+    """`repr(value)` for an error message: at most ~80 characters, and never an error itself."""
+    try:
+        text = repr(value)
+    except Exception:  # e.g. an int too long to print
+        return f"<{type(value).__name__} that cannot be printed>"
+    return text if len(text) <= 80 else f"{text[:77]}..."
 
 
 def _key_path(key: Any) -> str:
