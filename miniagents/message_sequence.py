@@ -171,9 +171,23 @@ class MessageFlattener:
             self._writer.close()
 
     def _start_out_of_order(self, item: Any) -> None:
-        sequence = MessageSequence.turn_into_sequence_promise(item)
-        self._out_of_order += 1
-        self._context.create_task(self._adeliver_out_of_order(sequence), on_done=self._out_of_order_done)
+        """Each part of `item` (the elements of a list, at any depth) is delivered on its own, when available."""
+        stack: list[Iterator[Any]] = [iter((item,))]
+        while stack:
+            part = _next_from(stack)
+            if part is _EXHAUSTED:
+                return
+            if isinstance(part, Iterable) and not isinstance(part, (str, bytes, bytearray, dict, BaseModel)):
+                stack.append(iter(part))
+                continue
+            sequence = MessageSequence.turn_into_sequence_promise(part)
+            pieces, done = sequence.snapshot()
+            if done:  # ready now: no need to wait for anything
+                for piece in pieces:
+                    self._writer.send(piece)
+                continue
+            self._out_of_order += 1
+            self._context.create_task(self._adeliver_out_of_order(sequence), on_done=self._out_of_order_done)
 
     async def _adeliver_out_of_order(self, sequence: MessageSequencePromise) -> None:
         writer = self._writer
