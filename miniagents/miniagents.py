@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable
+import warnings
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator
 from typing import Any, overload
 
 from miniagents.agent_call import (
@@ -15,7 +16,7 @@ from miniagents.agent_call import (
     InteractionContext,
 )
 from miniagents.message_sequence import MessageSequence
-from miniagents.messages import MessageSequencePromise
+from miniagents.messages import Message, MessagePromise, MessageSequencePromise
 from miniagents.miniagent_typing import MessageType
 from miniagents.promising.ext.frozen import Frozen
 from miniagents.promising.sentinels import DEFAULT, Sentinel
@@ -26,6 +27,7 @@ __all__ = [
     "AgentCallNode",
     "AgentReplyNode",
     "AgentTimeoutError",
+    "DeferredReplies",
     "ErrorMessage",
     "InteractionContext",
     "MessageSequence",
@@ -123,7 +125,14 @@ class MiniAgent:
     def inquire(
         self, messages: MessageType | None = None, start_asap: bool | Sentinel = DEFAULT, **function_kwargs: Any
     ) -> MessageSequencePromise:
-        """Call the agent; returns its reply sequence at once (the agent starts in the background)."""
+        """
+        Call the agent; returns its reply sequence at once (the agent starts in the background).
+
+        With no context active (e.g. `MiniAgents().run(agent.inquire("hi").aresolve_messages())` in a script),
+        the call is made when its replies are first used inside one: see `DeferredReplies`.
+        """
+        if MiniAgents.get_current_or_none() is None:
+            return DeferredReplies(self, messages, start_asap, function_kwargs)  # type: ignore[return-value]
         return AgentCall(self, start_asap, function_kwargs, messages).reply_sequence()
 
     def initiate_inquiry(self, start_asap: bool | Sentinel = DEFAULT, **function_kwargs: Any) -> AgentCall:
@@ -168,6 +177,59 @@ class MiniAgent:
 
     def __repr__(self) -> str:
         return f"MiniAgent({self.alias!r})"
+
+
+class DeferredReplies:
+    """
+    The replies of an agent called while no context was active. The call is made, once per context, when the
+    replies are first used inside one (awaited, iterated, `aresolve_messages()`), e.g. by `MiniAgents().run()`.
+    Using them with no context active raises the usual "No MiniAgents context is active" RuntimeError; replies
+    that are never used are reported with a RuntimeWarning, like a coroutine that was never awaited.
+    """
+
+    __slots__ = ("_agent", "_function_kwargs", "_made", "_messages", "_start_asap", "_used")
+
+    def __init__(
+        self, agent: MiniAgent, messages: Any, start_asap: bool | Sentinel, function_kwargs: dict[str, Any]
+    ) -> None:
+        self._agent = agent
+        self._messages = messages
+        self._start_asap = start_asap
+        self._function_kwargs = function_kwargs
+        self._made: tuple[MiniAgents, MessageSequencePromise] | None = None
+        self._used = False
+
+    def replies(self) -> MessageSequencePromise:
+        """The reply sequence in the active context (the call is made on first use in that context)."""
+        self._used = True
+        context = MiniAgents.get_current()
+        made = self._made
+        if made is None or made[0] is not context:
+            sequence = self._agent.inquire(self._messages, start_asap=self._start_asap, **self._function_kwargs)
+            made = self._made = (context, sequence)
+        return made[1]
+
+    def __await__(self) -> Generator[Any, None, tuple[MessagePromise, ...]]:
+        return self.replies().__await__()
+
+    def __aiter__(self) -> AsyncIterator[MessagePromise]:
+        return self.replies().__aiter__()
+
+    async def aresolve_messages(self) -> tuple[Message, ...]:
+        """Every message of the reply sequence, resolved (the call is made now if it was not yet)."""
+        return await self.replies().aresolve_messages()
+
+    def __del__(self) -> None:
+        if not self._used:
+            warnings.warn(
+                f"{self._agent.alias} was called with no MiniAgents context active and its replies were never "
+                "used, so it never ran: use them inside a context (`MiniAgents().run(...)`, `async with MiniAgents():`)",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+
+    def __repr__(self) -> str:
+        return f"<DeferredReplies of {self._agent.alias}>"
 
 
 def _class_agent_body(agent_class: type) -> Callable[..., Awaitable[None]]:

@@ -283,7 +283,7 @@ ROWS = [
     ),
     BadInput(
         "agent-call-without-context",
-        lambda c, p: target.inquire(),
+        lambda c, p: target.initiate_inquiry(),
         RuntimeError,
         ("async with MiniAgents()",),
         no_context=True,

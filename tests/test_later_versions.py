@@ -234,3 +234,30 @@ async def test_the_0_0_35_names_are_aliases() -> None:
 
         promise = Message.promise(message_token_streamer=tokens, role="assistant")
         assert promise.known_beforehand is promise.preliminary_metadata
+
+
+@miniagent
+async def hello(ctx: InteractionContext) -> None:
+    ctx.reply("Hello from Agent 1!")
+
+
+def test_an_agent_called_before_any_context_runs_inside_run() -> None:
+    # the seeds' README: `mini_agents.run(openai_agent.inquire("Hello, OpenAI!"))`
+    assert [m.text for m in MiniAgents().run(hello.inquire().aresolve_messages())] == ["Hello from Agent 1!"]
+    replies = MiniAgents().run(hello.inquire())
+    assert len(replies) == 1
+
+
+def test_replies_of_a_call_made_outside_a_context_fail_clearly_when_used_outside_one() -> None:
+    replies = hello.inquire()
+    with pytest.raises(RuntimeError, match="No MiniAgents context is active"):
+        replies.__aiter__()
+    MiniAgents().run(replies.aresolve_messages())  # and they still work inside one
+
+
+def test_replies_never_used_are_reported() -> None:
+    with pytest.warns(RuntimeWarning, match="never used"):
+        hello.inquire()
+        import gc
+
+        gc.collect()
