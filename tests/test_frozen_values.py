@@ -396,12 +396,6 @@ def store(tmp_path: Path) -> Iterator[SQLiteMessageStore]:
     message_store.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the store's MessageLoader (miniagents/ext/stored_graph.py, not ours) rebuilds a leaf's JSON form "
-    "{'__uuid': ...} as a nested Frozen; it needs `if 'class_' not in value: return from_json_form(value)` "
-    "in MessageLoader._rebuild_value",
-)
 @pytest.mark.parametrize("kind", LEAVES)
 async def test_leaf_survives_sqlite_store_with_same_value_and_hash(kind: str, store: SQLiteMessageStore) -> None:
     value, _ = LEAVES[kind]
