@@ -246,12 +246,12 @@ async def test_hash_keys_are_stored_full_length_when_context_wants_longer_keys(s
     async with MiniAgents(on_persist_message=store.on_persist_message, longer_hash_keys=True):
         message = Message("parent", child=Message("child"))
         message.as_promise  # noqa: B018
-        key = message.hash_key
+        key, child_key = message.hash_key, message.child.hash_key
     await store.aflush()
 
-    assert len(key) == 64
-    assert set(store.iter_hash_keys()) == {key, message.child.hash_key}
-    assert json.loads(store.load_serialized(key))["child__hash_key"] == message.child.hash_key
+    assert len(key) == len(child_key) == 64
+    assert set(store.iter_hash_keys()) == {key, child_key}
+    assert json.loads(store.load_serialized(key))["child__hash_key"] == child_key
 
 
 async def test_aflush_raises_naming_message_when_it_cannot_be_stored(store: SQLiteMessageStore) -> None:

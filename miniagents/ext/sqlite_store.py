@@ -9,10 +9,17 @@ SQLiteMessageStore: every persisted message in an SQLite file, once, under its h
 
 Messages are stored git-style, in their externalised form (`Message.serialized`: nested messages as
 hash keys), content-addressed and deduplicated: `messages(hash_key, class_, serialized)`; `runs(id,
-started_at)` and `run_messages(run_id, hash_key)` record which run persisted what. The hook only queues
-the message; one writer thread serialises, hashes and inserts in batches, one transaction per batch
-(WAL mode), so the event loop never waits for the disk. A crash keeps every committed batch, and nested
-messages are always committed no later than the messages that reference them.
+started_at)` and `run_messages(run_id, hash_key)` record which run persisted what.
+
+The hook only queues the message; one writer thread reads its `hash_key` and `serialized` (the pure,
+public ones: no context is active in that thread, so keys are the short ones; in a context with
+`longer_hash_keys` the hook reads them itself, in that context) and inserts in batches, one transaction
+per batch (WAL mode), so the event loop never waits for the disk. The hook receives nested messages
+before the messages that hold them, and the queue keeps that order: a crash keeps every committed batch,
+and a message is never committed before the messages it references.
+
+The schema is versioned (`PRAGMA user_version`, `SCHEMA_VERSION`); opening an older database upgrades it
+in place, a database from a newer version is refused.
 """
 
 from __future__ import annotations
@@ -20,8 +27,6 @@ from __future__ import annotations
 import asyncio
 import atexit
 import concurrent.futures
-import contextvars
-import hashlib
 import logging
 import os
 import queue
@@ -30,31 +35,35 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from miniagents.ext.stored_graph import MessageLoader, RunGraph, StoredCall, StoredRun, direct_sub_messages
+from miniagents.ext.stored_graph import MessageLoader, RunGraph, StoredCall, StoredRun
 from miniagents.messages import Message
 from miniagents.miniagents import MiniAgents
 from miniagents.promising.promising import Promise, PromisingContext
 
-__all__ = ["MessageStoreError", "RunGraph", "SQLiteMessageStore", "StoredCall", "StoredRun"]
+__all__ = ["SCHEMA_VERSION", "MessageStoreError", "RunGraph", "SQLiteMessageStore", "StoredCall", "StoredRun"]
 
 logger = logging.getLogger("miniagents.sqlite_store")
 
+SCHEMA_VERSION = 1
+"""The schema this code writes (`PRAGMA user_version`). 0: the unversioned schema of earlier releases."""
+
+_TABLES = ("messages", "runs", "run_messages")
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS messages (
+CREATE TABLE messages (
     hash_key TEXT PRIMARY KEY,
     class_ TEXT NOT NULL,
     serialized TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS messages_by_class ON messages (class_);
-CREATE TABLE IF NOT EXISTS runs (
+CREATE INDEX messages_by_class ON messages (class_);
+CREATE TABLE runs (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     started_at REAL NOT NULL
 );
-CREATE TABLE IF NOT EXISTS run_messages (
+CREATE TABLE run_messages (
     run_id INTEGER NOT NULL REFERENCES runs (id),
     hash_key TEXT NOT NULL REFERENCES messages (hash_key),
     PRIMARY KEY (run_id, hash_key)
@@ -65,7 +74,7 @@ CommitCallback = Callable[[tuple[str, ...]], None]
 
 
 class MessageStoreError(Exception):
-    """A message could not be stored (see the message), or the store is closed."""
+    """The store cannot open its file, could not store messages (see the message), or is closed."""
 
 
 @dataclass(eq=False)
@@ -74,11 +83,18 @@ class _Run:
     id: int | None = None  # assigned by the writer thread when it records the run
 
 
-@dataclass
+@dataclass(frozen=True)
+class _Row:
+    hash_key: str
+    class_: str
+    serialized: str
+
+
+@dataclass(frozen=True)
 class _Write:
-    message: Message | None  # None: only record the run
     run: _Run
-    context: contextvars.Context = field(default_factory=contextvars.copy_context)
+    row: _Row | None  # None (and no message): only record the run
+    message: Message | None = None  # a message whose row the writer thread reads (short keys)
 
 
 _STOP = object()
@@ -90,8 +106,14 @@ class SQLiteMessageStore:
     A content-addressed message store in one SQLite file (WAL mode), fed by `on_persist_message`.
 
     `batch_size` caps the messages per transaction. `on_commit(hash_keys)` is called from the writer
-    thread after each commit with the hash keys it newly stored. Query methods read what is committed
-    (call `aflush()` first) and block while they read.
+    thread after each commit with the hash keys it newly stored. `busy_timeout` is how many seconds to
+    wait for another connection's lock before giving up (the messages of a batch that could not be
+    committed are kept and retried with the next one). Query methods read what is committed (call
+    `aflush()` first) and block while they read.
+
+    Raises MessageStoreError naming the file when it cannot be opened as a message store (a missing
+    folder, a file that is not an SQLite database or holds another application's tables, a lock held
+    past `busy_timeout`, a schema version newer than `SCHEMA_VERSION`).
     """
 
     def __init__(
@@ -100,22 +122,25 @@ class SQLiteMessageStore:
         batch_size: int = 500,
         on_commit: CommitCallback | None = None,
         synchronous: str = "NORMAL",
+        busy_timeout: float = 60.0,
     ) -> None:
         if str(path) in ("", ":memory:") or str(path).startswith("file:"):
             raise ValueError("SQLiteMessageStore needs a file path (the writer and readers use separate connections)")
         self.path = Path(path)
         self.batch_size = batch_size
+        self.busy_timeout = busy_timeout
         self._on_commit = on_commit
         self._synchronous = synchronous
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._runs: weakref.WeakKeyDictionary[PromisingContext, _Run] = weakref.WeakKeyDictionary()
-        self._lock = threading.Lock()  # guards _closed, _runs and the error lists (held only briefly)
+        self._lock = threading.Lock()  # guards _closed, _writer_failure, _runs and the error lists (held briefly)
         self._reader_lock = threading.Lock()  # guards the reader connection (held while a query reads)
         self._errors: list[str] = []
         self._unreported_errors: list[str] = []  # since the last flush
         self._reader: sqlite3.Connection | None = None
         self._closed = False
-        writer = self._connect()  # created here, so a bad path or a broken file fails in the constructor
+        self._writer_failure: str | None = None  # why the writer thread stopped, if it did so unexpectedly
+        writer = self._open_writer_connection()  # here, so a bad path or a broken file fails in the constructor
         self._writer = threading.Thread(target=self._write_loop, args=(writer,), name="sqlite-store", daemon=True)
         self._writer.start()
         atexit.register(_close_if_alive, weakref.ref(self))
@@ -124,10 +149,12 @@ class SQLiteMessageStore:
 
     async def on_persist_message(self, promise: Promise[Any], message: Message) -> None:
         """
-        The persistence hook: `MiniAgents(on_persist_message=store.on_persist_message)`. It only queues
-        the message; each outermost MiniAgents context it is called in becomes one run.
+        The persistence hook: `MiniAgents(on_persist_message=store.on_persist_message)`. It reads the
+        message's hash key and JSON and queues them; each outermost MiniAgents context it is called in
+        becomes one run. Raises MessageStoreError if the store is closed.
         """
         context = PromisingContext.get_current_or_none()
+        longer_hash_keys = context is not None and context.longer_hash_keys
         while context is not None and context.parent is not None:
             context = context.parent
         if context is None:
@@ -137,22 +164,41 @@ class SQLiteMessageStore:
                 run = self._runs.get(context)
                 if run is None:
                     run = self._runs[context] = _Run(started_at=time.time())
-        self._put(_Write(message, run))
+        self._queue_message(run, message, longer_hash_keys)
 
     def attach(self, context: MiniAgents) -> None:
         """Persist every message of `context` (and of contexts nested in it) as one new run."""
         run = _Run(started_at=time.time())
-        self._put(_Write(None, run))
+        self._put(_Write(run, None))
 
         async def persist(promise: Promise[Any], message: Message) -> None:
-            self._put(_Write(message, run))
+            context = PromisingContext.get_current_or_none()
+            self._queue_message(run, message, context is not None and context.longer_hash_keys)
 
         context.on_persist_message(persist)
+
+    def _queue_message(self, run: _Run, message: Message, longer_hash_keys: bool) -> None:
+        if not longer_hash_keys:  # the writer thread reads key and JSON: no context is active there, keys are short
+            self._put(_Write(run, None, message))
+            return
+        row = self._row_of(message)  # read here, in the persisting context: long keys, nested ones too
+        if row is not None:
+            self._put(_Write(run, row))
+
+    def _row_of(self, message: Message) -> _Row | None:
+        """The stored form of `message` under the key length in force where this runs; None if it has none."""
+        try:
+            return _Row(message.hash_key, message.class_, message.serialized)
+        except Exception as exc:  # e.g. text with lone surrogates (set behind pydantic's back): this message only
+            self._record_error(f"could not store {message!r:.120}: {type(exc).__name__}: {exc}")
+            return None
 
     def _put(self, item: Any) -> None:
         with self._lock:  # nothing may be queued behind _STOP: it would never be written (or released)
             if self._closed:
                 raise MessageStoreError(f"the message store {self.path} is closed")
+            if self._writer_failure is not None:
+                raise MessageStoreError(f"the message store {self.path} stopped writing: {self._writer_failure}")
             self._queue.put(item)
 
     # ------------------------------------------------------- flushing, closing
@@ -160,7 +206,9 @@ class SQLiteMessageStore:
     async def aflush(self) -> None:
         """
         Wait until everything queued so far is committed (without blocking the event loop).
-        Raises MessageStoreError if messages failed to be stored since the last flush.
+
+        Cancelling the wait (a timeout, say) changes nothing for the store: what was queued is still
+        written. Raises MessageStoreError if messages failed to be stored since the last flush.
         """
         future: concurrent.futures.Future[None] = concurrent.futures.Future()
         self._put(future)
@@ -180,7 +228,8 @@ class SQLiteMessageStore:
             if self._closed:
                 return
             self._closed = True
-            self._queue.put(_STOP)
+            if self._writer_failure is None:
+                self._queue.put(_STOP)
         self._writer.join()
         with self._reader_lock:
             if self._reader is not None:
@@ -209,43 +258,84 @@ class SQLiteMessageStore:
         if errors:
             raise MessageStoreError(f"{len(errors)} write error(s) in {self.path}; the first: {errors[0]}")
 
-    # ----------------------------------------------------------- writer thread
+    # ------------------------------------------------------------ opening the file
 
-    def _connect(self) -> sqlite3.Connection:
-        connection = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
-        connection.execute("PRAGMA journal_mode=WAL")
-        connection.execute(f"PRAGMA synchronous={self._synchronous}")
-        connection.executescript(_SCHEMA)
+    def _open_writer_connection(self) -> sqlite3.Connection:
+        """A connection to a database in the current schema: created, or upgraded in place."""
+        if not self.path.parent.is_dir():
+            raise MessageStoreError(
+                f"cannot open the message store {self.path}: its folder {self.path.parent} does not exist"
+            )
+        try:
+            connection = sqlite3.connect(
+                self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error as exc:
+            raise MessageStoreError(f"cannot open the message store {self.path}: {exc}") from exc
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute(f"PRAGMA synchronous={self._synchronous}")
+            _migrate(connection, self.path)
+        except BaseException as exc:
+            connection.close()
+            if isinstance(exc, sqlite3.Error):
+                raise MessageStoreError(_describe_sqlite_error(self.path, exc, self.busy_timeout)) from exc
+            raise
         return connection
 
+    # ----------------------------------------------------------- writer thread
+
     def _write_loop(self, connection: sqlite3.Connection) -> None:
-        written: set[str] = set()  # hash keys known to be stored, with everything they reference
         try:
-            running = True
-            while running:
-                batch = [self._queue.get()]
-                while len(batch) < self.batch_size:
-                    try:
-                        batch.append(self._queue.get_nowait())
-                    except queue.Empty:
-                        break
-                running = _STOP not in batch
-                if len(written) > _WRITTEN_CACHE_LIMIT:
-                    written.clear()
-                try:
-                    self._write_batch(connection, [item for item in batch if isinstance(item, _Write)], written)
-                except Exception as exc:  # a bug here must not strand the flushes waiting below
-                    self._record_error(f"the writer failed on a batch of {len(batch)} item(s): {exc!r}")
-                for item in batch:
-                    if isinstance(item, concurrent.futures.Future):
-                        item.set_result(None)
+            self._write_until_stopped(connection)
+        except BaseException as exc:  # a bug: say so, and never leave a flush waiting for a thread that is gone
+            self._stop_after_failure(f"{type(exc).__name__}: {exc}")
+            raise
         finally:
             connection.close()
 
-    def _write_batch(self, connection: sqlite3.Connection, writes: list[_Write], written: set[str]) -> None:
-        """Write one batch in one transaction, then tell `on_commit`; all or nothing."""
+    def _write_until_stopped(self, connection: sqlite3.Connection) -> None:
+        written: set[str] = set()  # hash keys known to be stored
+        kept: list[_Write] = []  # writes of a batch that could not be committed: retried with the next batch
+        running = True
+        while running:
+            batch = [self._queue.get()]
+            while len(batch) < self.batch_size:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            running = _STOP not in batch
+            if len(written) > _WRITTEN_CACHE_LIMIT:
+                written.clear()
+            writes = kept + self._with_rows([item for item in batch if isinstance(item, _Write)])
+            try:
+                kept = self._write_batch(connection, writes, written, last_attempt=not running)
+            except Exception as exc:  # a bug here must not strand the flushes waiting below
+                kept = []
+                self._record_error(f"the writer failed on a batch of {len(writes)} item(s): {exc!r}")
+            for item in batch:
+                if isinstance(item, concurrent.futures.Future):
+                    _release(item)
+
+    def _with_rows(self, writes: list[_Write]) -> list[_Write]:
+        """The writes with the rows of their messages read (outside the transaction); unstorable ones left out."""
+        ready = []
+        for write in writes:
+            if write.message is not None:
+                row = self._row_of(write.message)
+                if row is None:
+                    continue
+                write = _Write(write.run, row)
+            ready.append(write)
+        return ready
+
+    def _write_batch(
+        self, connection: sqlite3.Connection, writes: list[_Write], written: set[str], last_attempt: bool
+    ) -> list[_Write]:
+        """Write one batch in one transaction, then tell `on_commit`; all or nothing. Returns the writes to retry."""
         if not writes:
-            return
+            return []
         new_keys: list[str] = []
         new_runs: list[_Run] = []
         try:
@@ -253,22 +343,28 @@ class SQLiteMessageStore:
             for write in writes:
                 self._write_one(connection, write, written, new_keys, new_runs)
             connection.execute("COMMIT")
-        except sqlite3.Error as exc:  # the disk or the file, not a message: the whole batch is lost, say so
+        except sqlite3.Error as exc:  # the disk, the file or a lock, not a message: keep the batch for a retry
             if connection.in_transaction:
                 connection.execute("ROLLBACK")
             written.difference_update(new_keys)
             for run in new_runs:
                 run.id = None
-            self._record_error(f"a batch of {len(writes)} message(s) was not committed: {exc!r}")
-            return
+            count = sum(write.row is not None for write in writes)
+            if last_attempt:
+                self._record_error(f"{count} message(s) were not committed when the store closed: {exc!r}")
+                return []
+            reason = _describe_sqlite_error(self.path, exc, self.busy_timeout)
+            self._record_error(f"{reason}; {count} message(s) are kept and retried with the next batch")
+            return writes
         if new_keys and self._on_commit is not None:
             try:
                 self._on_commit(tuple(new_keys))
             except Exception as exc:
-                logger.error("on_commit callback failed: %r", exc, exc_info=exc)
+                logger.error("on_commit callback %r failed: %r", self._on_commit, exc, exc_info=exc)
+        return []
 
+    @staticmethod
     def _write_one(
-        self,
         connection: sqlite3.Connection,
         write: _Write,
         written: set[str],
@@ -279,40 +375,37 @@ class SQLiteMessageStore:
         if run.id is None:
             run.id = connection.execute("INSERT INTO runs (started_at) VALUES (?)", (run.started_at,)).lastrowid
             new_runs.append(run)
-        if write.message is None:
+        row = write.row
+        if row is None:
             return
-        try:
-            # in the caller's context: nested hash keys get the length that context uses
-            key = write.context.run(self._insert_tree, connection, write.message, written, new_keys)
-        except sqlite3.Error:
-            raise
-        except Exception as exc:  # e.g. text with lone surrogates is not UTF-8: this message only
-            self._record_error(f"could not store {write.message!r:.120}: {type(exc).__name__}: {exc}")
-            return
-        connection.execute("INSERT OR IGNORE INTO run_messages (run_id, hash_key) VALUES (?, ?)", (run.id, key))
-
-    def _insert_tree(
-        self, connection: sqlite3.Connection, message: Message, written: set[str], new_keys: list[str]
-    ) -> str:
-        """Insert `message` after the nested messages it references (unless stored already); its key."""
-        serialized = message.serialized  # caches the hash keys of the nested messages as a side effect
-        data = serialized.encode("utf-8")
-        key = hashlib.sha256(data).hexdigest()
-        context = PromisingContext.get_current_or_none()
-        if context is None or not context.longer_hash_keys:
-            key = key[:40]
-        if key not in written:
-            for child in direct_sub_messages(message):
-                if child.hash_key not in written:
-                    self._insert_tree(connection, child, written, new_keys)
+        if row.hash_key not in written:
             cursor = connection.execute(
                 "INSERT OR IGNORE INTO messages (hash_key, class_, serialized) VALUES (?, ?, ?)",
-                (key, message.class_, serialized),
+                (row.hash_key, row.class_, row.serialized),
             )
-            written.add(key)
+            written.add(row.hash_key)
             if cursor.rowcount == 1:
-                new_keys.append(key)
-        return key
+                new_keys.append(row.hash_key)
+        connection.execute(
+            "INSERT OR IGNORE INTO run_messages (run_id, hash_key) VALUES (?, ?)", (run.id, row.hash_key)
+        )
+
+    def _stop_after_failure(self, description: str) -> None:
+        """The writer thread is ending unexpectedly: refuse new input and release every waiting flush."""
+        error = f"the writer thread of the message store {self.path} failed: {description}"
+        logger.error("%s", error)
+        with self._lock:
+            self._writer_failure = description
+            self._errors.append(error)
+            pending = []
+            while True:
+                try:
+                    pending.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+        for item in pending:
+            if isinstance(item, concurrent.futures.Future) and item.set_running_or_notify_cancel():
+                item.set_exception(MessageStoreError(error))
 
     def _record_error(self, description: str) -> None:
         logger.error("message store %s: %s", self.path, description)
@@ -324,12 +417,15 @@ class SQLiteMessageStore:
 
     def _read(self, sql: str, parameters: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         with self._reader_lock:
-            if self._reader is None:
-                if self._closed:
-                    raise MessageStoreError(f"the message store {self.path} is closed")
-                self._reader = sqlite3.connect(self.path, timeout=60, check_same_thread=False)
-                self._reader.execute("PRAGMA query_only=1")
-            return self._reader.execute(sql, parameters).fetchall()
+            if self._reader is None and self._closed:
+                raise MessageStoreError(f"the message store {self.path} is closed")
+            try:
+                if self._reader is None:
+                    self._reader = sqlite3.connect(self.path, timeout=self.busy_timeout, check_same_thread=False)
+                    self._reader.execute("PRAGMA query_only=1")
+                return self._reader.execute(sql, parameters).fetchall()
+            except sqlite3.Error as exc:
+                raise MessageStoreError(f"cannot read the message store {self.path}: {exc}") from exc
 
     def _fetch_row(self, hash_key: str) -> tuple[str, str] | None:
         rows = self._read("SELECT class_, serialized FROM messages WHERE hash_key = ?", (hash_key,))
@@ -388,6 +484,75 @@ class SQLiteMessageStore:
     def count_runs(self) -> int:
         """How many runs are recorded."""
         return self._read("SELECT count(*) FROM runs")[0][0]
+
+
+def _migrate(connection: sqlite3.Connection, path: Path) -> None:
+    """Bring the database to SCHEMA_VERSION: create the tables in a new one, upgrade an older one in place."""
+    version = _user_version(connection)
+    if version == SCHEMA_VERSION:
+        return
+    _refuse_newer(version, path)
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        version = _user_version(connection)  # another process may have upgraded it meanwhile
+        _refuse_newer(version, path)
+        while version < SCHEMA_VERSION:
+            _UPGRADES[version](connection, path)
+            version += 1
+        connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        connection.execute("COMMIT")
+    except BaseException:
+        if connection.in_transaction:
+            connection.execute("ROLLBACK")
+        raise
+
+
+def _user_version(connection: sqlite3.Connection) -> int:
+    return connection.execute("PRAGMA user_version").fetchone()[0]
+
+
+def _refuse_newer(version: int, path: Path) -> None:
+    if version > SCHEMA_VERSION:
+        raise MessageStoreError(
+            f"the message store {path} has schema version {version}, written by a newer MiniAgents; this one "
+            f"knows versions up to {SCHEMA_VERSION}: upgrade MiniAgents, or use another file"
+        )
+
+
+def _upgrade_from_0(connection: sqlite3.Connection, path: Path) -> None:
+    """Version 0: an empty database, or the unversioned tables of earlier releases (kept as they are)."""
+    tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    tables.discard("sqlite_sequence")
+    if not tables:
+        for statement in _SCHEMA.split(";"):  # not executescript(): it would commit the open transaction
+            if statement.strip():
+                connection.execute(statement)
+        return
+    columns = [row[1] for row in connection.execute("PRAGMA table_info(messages)")]
+    if not set(_TABLES) <= tables or columns != ["hash_key", "class_", "serialized"]:
+        raise MessageStoreError(
+            f"{path} is an SQLite database but not a MiniAgents message store (its tables: "
+            f"{', '.join(sorted(tables))}); it was left untouched: use another file"
+        )
+    connection.execute("CREATE INDEX IF NOT EXISTS messages_by_class ON messages (class_)")
+
+
+_UPGRADES: dict[int, Callable[[sqlite3.Connection, Path], None]] = {0: _upgrade_from_0}
+
+
+def _describe_sqlite_error(path: Path, error: sqlite3.Error, busy_timeout: float) -> str:
+    text = str(error)
+    if "not a database" in text:
+        return f"{path} is not an SQLite database ({text}): use another file"
+    if "locked" in text or "busy" in text:
+        return f"the message store {path} is locked by another connection (waited {busy_timeout:g} s): {text}"
+    return f"the message store {path} failed: {type(error).__name__}: {text}"
+
+
+def _release(flush: concurrent.futures.Future[None]) -> None:
+    """Tell a waiting flush that its turn came; a flush that stopped waiting (cancelled) is skipped."""
+    if flush.set_running_or_notify_cancel():
+        flush.set_result(None)
 
 
 def _close_if_alive(store_ref: weakref.ref[SQLiteMessageStore]) -> None:

@@ -16,9 +16,9 @@ from typing import Any
 
 from miniagents.messages import Message
 from miniagents.miniagents import AgentCallNode, AgentReplyNode
-from miniagents.promising.ext.frozen import Frozen
+from miniagents.promising.ext.frozen import Frozen, from_json_form
 
-__all__ = ["MessageLoader", "RunGraph", "StoredCall", "StoredRun", "direct_sub_messages"]
+__all__ = ["MessageLoader", "RunGraph", "StoredCall", "StoredRun"]
 
 # fetches (class_, serialized) of a hash key, or None when the store does not have it
 RowFetcher = Callable[[str], "tuple[str, str] | None"]
@@ -30,6 +30,8 @@ class MessageLoader:
 
     Classes are looked up by `class_` among the Message (and Frozen) subclasses defined so far; a class
     that is not defined (any more) gives a plain Message with `original_class` set to the stored name.
+    Leaf values (datetime, UUID, ...) come back from their JSON forms. Nested messages are loaded children
+    first from an explicit stack, so reference chains of any depth load.
     """
 
     def __init__(self, fetch_row: RowFetcher, source: str = "the store") -> None:
@@ -39,27 +41,51 @@ class MessageLoader:
         self._classes: dict[tuple[type[Frozen], str], list[type[Frozen]]] = {}
 
     def load(self, hash_key: str) -> Message:
-        """The message stored under `hash_key`. Raises KeyError naming the key if it is not stored."""
+        """
+        The message stored under `hash_key`. Raises KeyError naming the key (and the message referring to
+        it) if it is not stored, ValueError if stored messages refer to each other in a cycle.
+        """
         message = self._loaded.get(hash_key)
         if message is not None:
             return message
+        rows: dict[str, tuple[str, dict[str, Any]]] = {}  # fetched, waiting for the messages they reference
+        pending = [(hash_key, "")]  # (key, the key of the message referring to it)
+        while pending:
+            key, referrer = pending[-1]
+            if key in self._loaded:
+                pending.pop()
+                continue
+            if key not in rows:
+                rows[key] = self._fetch(key, referrer)
+                unloaded = [child for child in _referenced_keys(rows[key][1]) if child not in self._loaded]
+                for child in unloaded:
+                    if child in rows:  # fetched, not built yet: it is waiting for this one
+                        raise ValueError(f"stored messages {key!r} and {child!r} refer to each other in {self._source}")
+                pending.extend((child, key) for child in unloaded)
+                if unloaded:
+                    continue
+            pending.pop()
+            class_name, stored = rows.pop(key)
+            fields = self._rebuild_fields(stored)  # every message it references is loaded by now
+            fields.pop("class_", None)
+            self._loaded[key] = self._build(class_name, fields, Message)
+        return self._loaded[hash_key]
+
+    def _fetch(self, hash_key: str, referrer: str) -> tuple[str, dict[str, Any]]:
         row = self._fetch_row(hash_key)
         if row is None:
-            raise KeyError(f"no message with hash_key {hash_key!r} in {self._source}")
+            referred = f" (referred to by {referrer!r})" if referrer else ""
+            raise KeyError(f"no message with hash_key {hash_key!r} in {self._source}{referred}")
         class_name, serialized = row
-        fields = self._rebuild_fields(json.loads(serialized))
-        fields.pop("class_", None)
-        message = self._build(class_name, fields, Message)
-        self._loaded[hash_key] = message
-        return message
+        return class_name, json.loads(serialized)
 
     def _rebuild_fields(self, stored: dict[str, Any]) -> dict[str, Any]:
         fields: dict[str, Any] = {}
         for name, value in stored.items():
             if name.endswith("__hash_keys") and isinstance(value, list):
-                fields[name[: -len("__hash_keys")]] = tuple(self.load(key) for key in value)
+                fields[name[: -len("__hash_keys")]] = tuple(self._loaded[key] for key in value)
             elif name.endswith("__hash_key") and name != "__hash_key" and isinstance(value, str):
-                fields[name[: -len("__hash_key")]] = self.load(value)
+                fields[name[: -len("__hash_key")]] = self._loaded[value]
             else:
                 fields[name] = self._rebuild_value(value)
         return fields
@@ -70,9 +96,11 @@ class MessageLoader:
         if not isinstance(value, dict):
             return value
         if len(value) == 1 and isinstance(value.get("__hash_key"), str):  # a message inside a mixed tuple
-            return self.load(value["__hash_key"])
+            return self._loaded[value["__hash_key"]]
+        if "class_" not in value:  # a leaf in its JSON form: {"__datetime": "..."}, ...
+            return from_json_form(value)
         fields = self._rebuild_fields(value)
-        class_name = fields.pop("class_", "Frozen")
+        class_name = fields.pop("class_")
         return self._build(class_name, fields, Frozen)
 
     def _build(self, class_name: str, fields: dict[str, Any], base: type[Frozen]) -> Any:
@@ -83,6 +111,28 @@ class MessageLoader:
         return _instantiate(classes, class_name, fields, base)
 
 
+def _referenced_keys(stored: dict[str, Any]) -> list[str]:
+    """The hash keys of the messages a stored message refers to, at any depth of its JSON."""
+    keys: list[str] = []
+    pending: list[Any] = [stored]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, list):
+            pending.extend(value)
+        elif isinstance(value, dict):
+            if len(value) == 1 and isinstance(value.get("__hash_key"), str):
+                keys.append(value["__hash_key"])
+                continue
+            for name, item in value.items():
+                if name.endswith("__hash_keys") and isinstance(item, list):
+                    keys.extend(item)
+                elif name.endswith("__hash_key") and name != "__hash_key" and isinstance(item, str):
+                    keys.append(item)
+                else:
+                    pending.append(item)
+    return keys
+
+
 def _instantiate(classes: list[type[Frozen]], class_name: str, fields: dict[str, Any], base: type[Frozen]) -> Any:
     for cls in classes:
         try:
@@ -91,7 +141,7 @@ def _instantiate(classes: list[type[Frozen]], class_name: str, fields: dict[str,
             continue
     if base is Message:
         return Message(**fields, original_class=class_name)
-    return Frozen(**fields, original_class=class_name)
+    return Frozen(**{**fields, "original_class": class_name})
 
 
 def _subclasses_named(base: type[Frozen], class_name: str) -> list[type[Frozen]]:
@@ -103,16 +153,6 @@ def _subclasses_named(base: type[Frozen], class_name: str) -> list[type[Frozen]]
             found.append(cls)
         pending.extend(cls.__subclasses__())
     return found[::-1]
-
-
-def direct_sub_messages(value: Any) -> Iterator[Message]:
-    """The messages a message (or a Frozen value, or a tuple) holds directly, not those nested deeper."""
-    items = value.frozen_fields_and_values() if isinstance(value, Frozen) else ((None, item) for item in value)
-    for _, item in items:
-        if isinstance(item, Message):
-            yield item
-        elif isinstance(item, Frozen) or type(item) is tuple:
-            yield from direct_sub_messages(item)
 
 
 @dataclass(frozen=True)
