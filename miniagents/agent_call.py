@@ -23,6 +23,7 @@ from miniagents.run_context import MiniAgents
 if TYPE_CHECKING:
     from miniagents.miniagents import MiniAgent
 
+
 class AgentTimeoutError(TimeoutError):
     """An agent function did not finish within its `call_timeout`."""
 
@@ -414,8 +415,9 @@ def attach_agent_trace(exc: BaseException, call: AgentCall) -> bool:
         exc.agent_trace = trace  # type: ignore[attr-defined]
     except AttributeError:
         return False
-    if hasattr(exc, "add_note"):
-        exc.add_note(f"agent trace: {' <- '.join(trace)}")
+    add_note = getattr(exc, "add_note", None)  # Python 3.11+
+    if add_note is not None:
+        add_note(f"agent trace: {' <- '.join(trace)}")
     return True
 
 

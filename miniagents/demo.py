@@ -111,7 +111,7 @@ def render_call_tree(nodes: list[Message]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").strip().splitlines()[0])
     parser.add_argument("topic", nargs="?", default="immutable messages in multi-agent systems")
     parser.add_argument("--token-delay", type=float, default=0.03, help="seconds between stand-in tokens")
     args = parser.parse_args(argv)

@@ -58,7 +58,7 @@ class MessageSequence(FlatSequence[Any, MessagePromise]):
         """Any MessageType resolved into a tuple of Messages."""
         return await cls.turn_into_sequence_promise(messages).aresolve_messages()
 
-    async def _flattener(self, item: Any) -> AsyncIterator[MessagePromise]:
+    async def _flattener(self, item: Any) -> AsyncIterator[MessagePromise | BaseException]:  # type: ignore[override]
         """Streamer mode: flatten one incoming item (same rules as the appender)."""
         async for piece in MessageSequence.turn_into_sequence_promise(item).raw_pieces():
             yield piece
@@ -154,13 +154,13 @@ class MessageFlattener:
 
     # ---------------------------------------------------------------- input (AppenderSink)
 
-    def send(self, item: Any) -> None:
-        if type(item) is _OutOfOrder:
-            self._start_out_of_order(item.item)
+    def send(self, piece: Any) -> None:
+        if type(piece) is _OutOfOrder:
+            self._start_out_of_order(piece.item)
         elif self._pending:
-            self._pending.append(item)  # something before it is still being awaited: keep the order
+            self._pending.append(piece)  # something before it is still being awaited: keep the order
         else:
-            self._flatten_now(item)
+            self._flatten_now(piece)
 
     def close(self) -> None:
         self._closed = True
@@ -313,9 +313,9 @@ async def _anext_from(stack: list[Iterator[Any] | AsyncIterator[Any]]) -> Any:
     while stack:
         iterator = stack[-1]
         try:
-            if hasattr(iterator, "__anext__"):
+            if isinstance(iterator, AsyncIterator):
                 return await iterator.__anext__()
-            return next(iterator)  # type: ignore[call-overload]
+            return next(iterator)
         except (StopIteration, StopAsyncIteration):
             stack.pop()
         except Exception as exc:

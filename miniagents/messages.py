@@ -287,8 +287,9 @@ class MessagePromise(StreamedPromise[str, Message]):
             return
         tokens = self._token_streamer(self._metadata_so_far)
         if not hasattr(tokens, "__aiter__"):
-            if hasattr(tokens, "close"):
-                tokens.close()  # e.g. a coroutine: close it so no "never awaited" warning follows
+            close = getattr(tokens, "close", None)
+            if close is not None:
+                close()  # e.g. a coroutine: close it so no "never awaited" warning follows
             raise TypeError(
                 "message_token_streamer must be an async generator function that yields str tokens "
                 f"(`async def streamer(metadata_so_far): yield ...`); it returned {type(tokens).__name__}"

@@ -19,7 +19,7 @@ from miniagents.message_sequence import MessageSequence
 from miniagents.messages import Message, MessagePromise, MessageSequencePromise
 from miniagents.miniagent_typing import MessageType
 from miniagents.promising.ext.frozen import Frozen
-from miniagents.promising.sentinels import DEFAULT, Sentinel
+from miniagents.promising.sentinels import DEFAULT, Default, Sentinel
 from miniagents.run_context import MiniAgents
 
 __all__ = [
@@ -67,7 +67,7 @@ class MiniAgent:
         name = getattr(func, "__name__", repr(func))
         if inspect.isclass(func):
             self._agent_class: type | None = func
-            body = func.__call__  # type: ignore[operator]
+            body = func.__call__
             if not inspect.iscoroutinefunction(body):
                 raise TypeError(
                     f"a class-based agent needs an `async def __call__(self)` (the agent's body); {name}.__call__ "
@@ -87,29 +87,31 @@ class MiniAgent:
                     f"__call__, got {name!r} of type {type(func).__name__}"
                 )
         self._func = func
-        if alias is None:
-            alias = name.upper() if uppercase_func_name else name
+        agent_alias: str = alias if alias is not None else (name.upper() if uppercase_func_name else name)
         if description is None:
             description = inspect.getdoc(self._agent_class or func) or ""
             if normalize_spaces_in_docstring:
                 description = " ".join(description.split())
-        self.alias = alias
+        self.alias = agent_alias
         self._description_template = description  # forks with another alias fill `{AGENT_ALIAS}` anew
-        self.description = description.replace("{AGENT_ALIAS}", alias)
+        self.description = description.replace("{AGENT_ALIAS}", agent_alias)
         self.interaction_metadata = Frozen(**(interaction_metadata or {}))
         if call_timeout is not None and not call_timeout > 0:
-            raise ValueError(f"{alias}: call_timeout must be a positive number of seconds, got {call_timeout!r}")
+            raise ValueError(f"{agent_alias}: call_timeout must be a positive number of seconds, got {call_timeout!r}")
         self.call_timeout = call_timeout
         if errors_as_messages is not None and not isinstance(errors_as_messages, bool):
-            raise TypeError(f"{alias}: errors_as_messages must be True, False or None, got {errors_as_messages!r}")
+            raise TypeError(
+                f"{agent_alias}: errors_as_messages must be True, False or None, got {errors_as_messages!r}"
+            )
         self.errors_as_messages = errors_as_messages
         if non_freezable_kwargs is not None and not isinstance(non_freezable_kwargs, dict):
             raise TypeError(
-                f"{alias}: non_freezable_kwargs must be a dict of name -> object, got {type(non_freezable_kwargs).__name__}"
+                f"{agent_alias}: non_freezable_kwargs must be a dict of name -> object, "
+                f"got {type(non_freezable_kwargs).__name__}"
             )
         self.non_freezable_kwargs: dict[str, Any] = dict(non_freezable_kwargs or {})
         self._partial_kwargs = partial_kwargs
-        self.__name__ = alias
+        self.__name__ = agent_alias
         self.__doc__ = self.description
 
     @property
@@ -156,8 +158,8 @@ class MiniAgent:
         self,
         alias: str | None = None,
         description: str | None = None,
-        call_timeout: float | Sentinel | None = DEFAULT,
-        errors_as_messages: bool | Sentinel | None = DEFAULT,
+        call_timeout: float | Default | None = DEFAULT,
+        errors_as_messages: bool | Default | None = DEFAULT,
         non_freezable_kwargs: dict[str, Any] | None = None,
         **partial_kwargs: Any,
     ) -> MiniAgent:
@@ -167,10 +169,8 @@ class MiniAgent:
             alias=alias or self.alias,
             description=description if description is not None else self._description_template,
             interaction_metadata=dict(self.interaction_metadata.frozen_fields_and_values()),
-            call_timeout=self.call_timeout if isinstance(call_timeout, Sentinel) else call_timeout,
-            errors_as_messages=self.errors_as_messages
-            if isinstance(errors_as_messages, Sentinel)
-            else errors_as_messages,
+            call_timeout=self.call_timeout if call_timeout is DEFAULT else call_timeout,
+            errors_as_messages=self.errors_as_messages if errors_as_messages is DEFAULT else errors_as_messages,
             non_freezable_kwargs={**self.non_freezable_kwargs, **(non_freezable_kwargs or {})},
             **{**self._partial_kwargs, **partial_kwargs},
         )
@@ -223,7 +223,8 @@ class DeferredReplies:
         if not self._used:
             warnings.warn(
                 f"{self._agent.alias} was called with no MiniAgents context active and its replies were never "
-                "used, so it never ran: use them inside a context (`MiniAgents().run(...)`, `async with MiniAgents():`)",
+                "used, so it never ran: use them inside a context (`MiniAgents().run(...)`, "
+                "`async with MiniAgents():`)",
                 RuntimeWarning,
                 stacklevel=2,
             )
@@ -247,9 +248,7 @@ def _class_agent_body(agent_class: type) -> Callable[..., Awaitable[None]]:
 @overload
 def miniagent(func: Callable[..., Awaitable[None]] | type, /, **kwargs: Any) -> MiniAgent: ...
 @overload
-def miniagent(
-    func: None = None, /, **kwargs: Any
-) -> Callable[[Callable[..., Awaitable[None]] | type], MiniAgent]: ...
+def miniagent(func: None = None, /, **kwargs: Any) -> Callable[[Callable[..., Awaitable[None]] | type], MiniAgent]: ...
 def miniagent(func: Any = None, /, **kwargs: Any) -> Any:
     """Turn `async def f(ctx, **kwargs)` into a MiniAgent: `@miniagent` or `@miniagent(alias=...)`."""
     if func is None:

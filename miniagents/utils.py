@@ -44,7 +44,7 @@ async def achain_loop(agents: Sequence[ChainStep], initial_input: MessageType | 
                 messages = None
             elif isinstance(step, MiniAgent):
                 messages = step.inquire(messages)
-            else:
+            elif callable(step):
                 messages = step(messages)
 
 

@@ -397,9 +397,11 @@ async def test_freezable_function_kwargs_are_accepted() -> None:
 # ================================================================ no active context
 
 
-def test_inquire_without_context_raises_runtime_error_naming_async_with() -> None:
+def test_replies_of_inquire_without_context_raise_runtime_error_naming_async_with_when_used() -> None:
+    replies = replier.inquire("x")  # deferred: the call is made when the replies are used inside a context
     with pytest.raises(RuntimeError, match=NO_CONTEXT_HINT.replace("(", r"\(").replace(")", r"\)")):
-        replier.inquire("x")
+        replies.__aiter__()
+    MiniAgents().run(replies.aresolve_messages())
 
 
 def test_initiate_inquiry_without_context_raises_runtime_error_naming_async_with() -> None:
@@ -429,9 +431,10 @@ def test_message_sequence_without_context_raises_runtime_error_naming_async_with
     assert NO_CONTEXT_HINT in str(caught.value)
 
 
-async def test_inquire_in_event_loop_without_context_raises_runtime_error_naming_async_with() -> None:
+async def test_inquire_in_event_loop_without_context_raises_runtime_error_naming_async_with_when_awaited() -> None:
+    replies = replier.inquire("x")
     with pytest.raises(RuntimeError) as caught:
-        replier.inquire("x")
+        await replies.aresolve_messages()
     assert NO_CONTEXT_HINT in str(caught.value)
 
 

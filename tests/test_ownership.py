@@ -89,59 +89,60 @@ async def test_keyboard_interrupt_before_agents_start_leaves_no_sequence_open() 
                     await within(replies.aresolve_messages())
 
 
+async def acancel_llm_after_ten_tokens(llm: Any) -> tuple[list[str], BaseException | None]:
+    tokens: list[str] = []
+    async with MiniAgents():
+        call = llm.initiate_inquiry().send_message("go")
+        async for message_promise in call.reply_sequence():
+            try:
+                async for token in message_promise:
+                    tokens.append(token)
+                    if len(tokens) == 10:
+                        call.cancel()
+            except PromiseCancelledError as exc:
+                return tokens, exc
+    return tokens, None
+
+
 async def test_cancel_of_an_llm_call_mid_stream_stops_its_stream_within_a_few_tokens() -> None:
     llm = create_offline_agent(reply_function=lambda _: " ".join(f"w{i}" for i in range(400)), token_delay=0.0005)
     for _ in range(REPEAT):
-        tokens: list[str] = []
-        error: BaseException | None = None
-        async with MiniAgents():
-            call = llm.initiate_inquiry().send_message("go")
-            replies = call.reply_sequence()
-
-            async def consume() -> None:
-                nonlocal error
-                async for message_promise in replies:
-                    try:
-                        async for token in message_promise:
-                            tokens.append(token)
-                            if len(tokens) == 10:
-                                call.cancel()
-                    except PromiseCancelledError as exc:
-                        error = exc
-                        return
-
-            await within(consume())
+        tokens, error = await within(acancel_llm_after_ten_tokens(llm))
         assert isinstance(error, PromiseCancelledError)
         assert 10 <= len(tokens) <= 13  # the stream was cut right there, not after all 400
 
 
+async def acancel_parent_once() -> None:
+    cleaned_up: list[str] = []
+    child_running = asyncio.Event()
+
+    @miniagent
+    async def child(ctx: InteractionContext) -> None:
+        ctx.reply("child started")
+        child_running.set()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            cleaned_up.append("child")
+
+    @miniagent
+    async def parent(ctx: InteractionContext) -> None:
+        ctx.reply(child.inquire())  # the parent returns at once; its child keeps streaming into its replies
+
+    async with MiniAgents():
+        call = parent.initiate_inquiry()
+        replies = call.reply_sequence()
+        await within(child_running.wait())
+        assert call.cancel()
+        texts, error = await within(aread_until_error(replies))
+    assert texts == ["child started"]
+    assert isinstance(error, PromiseCancelledError)
+    assert cleaned_up == ["child"]
+
+
 async def test_cancelling_a_call_cancels_the_calls_it_made_and_their_streams() -> None:
     for _ in range(REPEAT):
-        cleaned_up: list[str] = []
-        child_running = asyncio.Event()
-
-        @miniagent
-        async def child(ctx: InteractionContext) -> None:
-            ctx.reply("child started")
-            child_running.set()
-            try:
-                await asyncio.Event().wait()
-            finally:
-                cleaned_up.append("child")
-
-        @miniagent
-        async def parent(ctx: InteractionContext) -> None:
-            ctx.reply(child.inquire())  # the parent returns at once; its child keeps streaming into its replies
-
-        async with MiniAgents():
-            call = parent.initiate_inquiry()
-            replies = call.reply_sequence()
-            await within(child_running.wait())
-            assert call.cancel()
-            texts, error = await within(aread_until_error(replies))
-        assert texts == ["child started"]
-        assert isinstance(error, PromiseCancelledError)
-        assert cleaned_up == ["child"]
+        await acancel_parent_once()
 
 
 def _interrupt_main_thread_when(event: threading.Event) -> threading.Thread:
@@ -154,50 +155,58 @@ def _interrupt_main_thread_when(event: threading.Event) -> threading.Thread:
     return thread
 
 
+def interrupt_run_once() -> None:
+    agent_started = threading.Event()
+    cleaned_up: list[bool] = []
+
+    @miniagent
+    async def forever(ctx: InteractionContext) -> None:
+        ctx.reply("started")
+        agent_started.set()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            cleaned_up.append(True)
+
+    async def main() -> None:
+        await forever.inquire().aresolve_messages()
+
+    interrupter = _interrupt_main_thread_when(agent_started)
+    with pytest.raises(KeyboardInterrupt):
+        MiniAgents().run(main())  # blocks this (running) loop: it runs on its own loop in a worker thread
+    interrupter.join(TIMEOUT)
+    assert cleaned_up == [True]
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 async def test_interrupting_run_inside_a_running_loop_cancels_its_agents(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.ERROR, logger="asyncio")
     for _ in range(REPEAT):
-        agent_started = threading.Event()
-        cleaned_up: list[bool] = []
-
-        @miniagent
-        async def forever(ctx: InteractionContext) -> None:
-            ctx.reply("started")
-            agent_started.set()
-            try:
-                await asyncio.Event().wait()
-            finally:
-                cleaned_up.append(True)
-
-        async def main() -> None:
-            await forever.inquire().aresolve_messages()
-
-        interrupter = _interrupt_main_thread_when(agent_started)
-        with pytest.raises(KeyboardInterrupt):
-            MiniAgents().run(main())  # blocks this (running) loop: it runs on its own loop in a worker thread
-        interrupter.join(TIMEOUT)
-        assert cleaned_up == [True]
+        interrupt_run_once()
     gc.collect()
     assert not [record for record in caplog.records if "destroyed but it is pending" in record.getMessage()]
+
+
+async def anested_run_once(slow: Any) -> None:
+    async with MiniAgents():
+        outer = slow.inquire("go")
+
+        async def main() -> Any:
+            return await outer.aresolve_messages()
+
+        @miniagent
+        async def runs_nested(ctx: InteractionContext) -> None:
+            ctx.reply(MiniAgents().run(main()))
+
+        with pytest.raises(RuntimeError, match="not the one running here"):
+            await within(runs_nested.inquire().aresolve_messages())
+        assert [m.text for m in await within(outer.aresolve_messages())] == ["a b c d e f"]
 
 
 async def test_nested_run_on_a_still_streaming_outer_promise_raises_instead_of_deadlocking() -> None:
     slow = create_offline_agent(reply_function=lambda _: "a b c d e f", token_delay=0.01)
     for _ in range(REPEAT // 10):  # each round blocks the loop on purpose; the error is immediate anyway
-        async with MiniAgents():
-            outer = slow.inquire("go")
-
-            async def main() -> Any:
-                return await outer.aresolve_messages()
-
-            @miniagent
-            async def runs_nested(ctx: InteractionContext) -> None:
-                ctx.reply(MiniAgents().run(main()))
-
-            with pytest.raises(RuntimeError, match="not the one running here"):
-                await within(runs_nested.inquire().aresolve_messages())
-            assert [m.text for m in await within(outer.aresolve_messages())] == ["a b c d e f"]
+        await anested_run_once(slow)
 
 
 async def test_ownership_tree_releases_finished_calls() -> None:

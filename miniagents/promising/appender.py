@@ -6,12 +6,14 @@ import asyncio
 from collections import deque
 from collections.abc import AsyncIterator
 from types import TracebackType
-from typing import Any, Generic, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 from miniagents.promising.context import PromisingContext
 from miniagents.promising.errors import AppenderClosedError, AppenderNotOpenError, PromiseCancelledError, PromisingError
 from miniagents.promising.promise_typing import PIECE
 from miniagents.promising.sentinels import DEFAULT, Sentinel
+
+_Appender = TypeVar("_Appender", bound="StreamAppender[Any]")
 
 
 class AppenderSink(Protocol):
@@ -57,7 +59,7 @@ class StreamAppender(Generic[PIECE]):
     def is_closed(self) -> bool:
         return self._is_closed
 
-    def open(self) -> StreamAppender[PIECE]:
+    def open(self: _Appender) -> _Appender:
         """Allow appending. Raises AppenderClosedError after close(), PromisingError if already open."""
         if self._is_closed:
             raise AppenderClosedError("this StreamAppender is closed and cannot be reopened")

@@ -163,7 +163,9 @@ class PromisingContext:
         self._tasks.add(task)
         task.add_done_callback(self._forget_task)
 
-    def create_task(self, coroutine: Coroutine[Any, Any, T], on_done: TaskDoneCallback | None = None) -> asyncio.Task[T]:
+    def create_task(
+        self, coroutine: Coroutine[Any, Any, T], on_done: TaskDoneCallback | None = None
+    ) -> asyncio.Task[T]:
         """
         Run one of the framework's own coroutines as a task owned by the current owner (the agent call
         running now, or this context's root), so cancelling that owner cancels it. `on_done(task)` runs

@@ -21,7 +21,7 @@ from miniagents.promising.context import NO_CONTEXT_MESSAGE, PromisingContext, l
 from miniagents.promising.errors import FunctionNotProvidedError, PromiseCancelledError, PromisingError
 from miniagents.promising.ownership import current_owner_var
 from miniagents.promising.promise_typing import PIECE, WHOLE, T
-from miniagents.promising.sentinels import DEFAULT, NO_VALUE, Sentinel
+from miniagents.promising.sentinels import DEFAULT, NO_VALUE, NoValue, Sentinel
 
 __all__ = ["ParkingLot", "Promise", "PromisingContext", "StreamAppender", "StreamWriter", "StreamedPromise"]
 
@@ -100,7 +100,7 @@ class Promise(Generic[T]):
         self,
         start_asap: bool | Sentinel = DEFAULT,
         resolver: Callable[[Any], Awaitable[T]] | None = None,
-        prefill_result: T | Sentinel = NO_VALUE,
+        prefill_result: T | NoValue = NO_VALUE,
     ) -> None:
         context = _context_or_raise()
         self._context = context
@@ -248,7 +248,7 @@ class _StreamState:
             self.end()
 
     async def await_piece(self, index: int, home_loop: asyncio.AbstractEventLoop | None) -> Any:
-        """The piece at `index`, waiting (or asking for it to be produced) as needed; StopAsyncIteration past the end."""
+        """The piece at `index`, waiting (or asking for it to be produced) as needed; StopAsyncIteration past it."""
         while True:
             if index < len(self.pieces):
                 return self.pieces[index]
@@ -340,16 +340,16 @@ class StreamedPromise(Promise[WHOLE], Generic[PIECE, WHOLE]):
     def __init__(
         self,
         streamer: Callable[[Any], AsyncIterator[PIECE]] | AsyncIterator[PIECE] | StreamWriter[PIECE] | None = None,
-        prefill_pieces: Iterable[PIECE] | Sentinel = NO_VALUE,
+        prefill_pieces: Iterable[PIECE] | NoValue = NO_VALUE,
         resolver: Callable[[Any], Awaitable[WHOLE]] | None = None,
-        prefill_result: WHOLE | Sentinel = NO_VALUE,
+        prefill_result: WHOLE | NoValue = NO_VALUE,
         start_asap: bool | Sentinel = DEFAULT,
     ) -> None:
         state = self._state = _StreamState(type(self).__name__)
         self._streamer_function = streamer
         self._stream_aiter: AsyncIterator[PIECE] | None = None
         if prefill_pieces is not NO_VALUE:
-            state.pieces = tuple(prefill_pieces)  # type: ignore[arg-type]
+            state.pieces = tuple(prefill_pieces)
             state.done = True
             self._stream_started = True
         elif isinstance(streamer, StreamWriter):
@@ -435,7 +435,7 @@ class StreamedPromise(Promise[WHOLE], Generic[PIECE, WHOLE]):
             self._resolution_task_done(_)
 
     def _produce_next_in_background(self) -> None:
-        """Lazy mode: produce one piece for the waiting consumers, in its own task (a cancelled consumer can't break it)."""
+        """Lazy mode: produce one piece for the waiting consumers, in a task of its own (consumers may be cancelled)."""
         self._state.producing = True
         self._context.create_task(self._aproduce_next(), on_done=self._production_task_done_lazy)
 

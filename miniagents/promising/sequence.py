@@ -43,9 +43,8 @@ class FlatSequence(Generic[IN, OUT]):
 
     async def _astream_flattened(self, _: StreamedPromise[OUT, Any]) -> AsyncIterator[OUT]:
         incoming = self._incoming_streamer
-        if not hasattr(incoming, "__aiter__") and callable(incoming):
-            incoming = incoming()
-        async for item in incoming:
+        source: AsyncIterable[IN] = incoming if isinstance(incoming, AsyncIterable) else incoming()
+        async for item in source:
             if isinstance(item, BaseException):
                 yield item  # type: ignore[misc]
             else:
