@@ -15,6 +15,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from miniagents import Message, MiniAgents
 from miniagents.ext.sqlite_store import SCHEMA_VERSION, MessageStoreError, SQLiteMessageStore
@@ -296,3 +298,42 @@ async def test_leaf_values_survive_the_store_with_the_same_hash_key(store: SQLit
     assert rebuilt == message
     assert rebuilt.hash_key == message.hash_key
     assert type(rebuilt.when) is datetime and rebuilt.nested.when == (date(2000, 1, 1),)
+
+
+# ------------------------------------------------------------------------------------ property
+
+SPECIAL_KEYS = st.sampled_from(["", "_id", "_", "x__hash_key", "class_", "text"])
+JSON_KEYS = st.one_of(st.text(max_size=8), st.text(max_size=8), st.text(max_size=8), SPECIAL_KEYS)
+FIELD_NAMES = JSON_KEYS.filter(lambda name: name not in ("class_", "text", "text_template"))
+JSON_LEAVES = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12)
+JSON_DATA = st.recursive(
+    JSON_LEAVES,
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(JSON_KEYS, children, max_size=3),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(fields=st.dictionaries(FIELD_NAMES, JSON_DATA, max_size=4), longer_hash_keys=st.booleans())
+def test_any_json_like_message_is_refused_at_construction_or_loads_back_with_its_hash_key(
+    tmp_path: Path, fields: dict[str, Any], longer_hash_keys: bool
+) -> None:
+    try:
+        message = Message(**fields)
+    except (ValueError, TypeError):
+        return  # refused where it was given (the Frozen rules name the field); never a failure later
+    nested = Message("holder", inner=message, many=(message, Message("other")))
+
+    async def store_and_load() -> tuple[Message, str]:
+        with SQLiteMessageStore(tmp_path / f"{uuid.uuid4()}.db") as store:
+            async with MiniAgents(on_persist_message=store.on_persist_message, longer_hash_keys=longer_hash_keys):
+                nested.as_promise  # noqa: B018
+                key = nested.hash_key
+            await within(store.aflush())
+            return store.load_message(key), key
+
+    loaded, key = asyncio.run(store_and_load())
+
+    assert loaded == nested
+    assert loaded.hash_key_for(longer_hash_keys) == key
+    assert loaded.inner.serialize() == message.serialize()
