@@ -38,7 +38,8 @@ Only `user`, `assistant` and `system` headings (in any case, as `# user` too) st
 not inside a fenced code block or a multi-line HTML block. Appending to such a file continues it in this
 module's format, after the line `MARKER`: original sections, then ours. Without `MARKER`, a file that
 starts in the original format is read in it to the end (a `### user` line there is text, as it was for the
-original reader).
+original reader). Its markdown is followed for top-level blocks; inside list items and block quotes that
+hold unclosed code blocks the scan is approximate.
 """
 
 from __future__ import annotations
