@@ -227,6 +227,18 @@ async def test_stored_key_is_the_messages_hash_key_in_each_context(store: SQLite
     assert [run.message_count for run in store.runs()] == [1, 1]
 
 
+async def test_stored_keys_follow_the_persisting_context_not_the_one_the_store_was_created_in(db_path: Path) -> None:
+    async with MiniAgents(longer_hash_keys=True):
+        store = SQLiteMessageStore(db_path)  # its writer thread must not read keys under this context
+    message = Message("persisted by a short-key context", child=Message("a child"))
+    async with MiniAgents(on_persist_message=store.on_persist_message):
+        message.as_promise  # noqa: B018
+        keys = {message.hash_key, message.child.hash_key}
+    await within(store.aflush())
+    assert set(store.iter_hash_keys()) == keys and {len(key) for key in keys} == {40}
+    store.close()
+
+
 # ---------------------------------------------------------------------------------- deep chains
 
 

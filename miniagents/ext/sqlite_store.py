@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import concurrent.futures
+import contextvars
 import logging
 import os
 import queue
@@ -141,7 +142,11 @@ class SQLiteMessageStore:
         self._closed = False
         self._writer_failure: str | None = None  # why the writer thread stopped, if it did so unexpectedly
         writer = self._open_writer_connection()  # here, so a bad path or a broken file fails in the constructor
-        self._writer = threading.Thread(target=self._write_loop, args=(writer,), name="sqlite-store", daemon=True)
+        # an empty contextvars context, whatever the Python's threads inherit: no MiniAgents context is active
+        # in the writer, so the keys and JSON it reads are the short-key ones
+        self._writer = threading.Thread(
+            target=contextvars.Context().run, args=(self._write_loop, writer), name="sqlite-store", daemon=True
+        )
         self._writer.start()
         atexit.register(_close_if_alive, weakref.ref(self))
 
