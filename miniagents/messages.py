@@ -118,7 +118,11 @@ class Message(Frozen):
 def _externalize_fields(model: Frozen, longer_hash_keys: bool, as_json: bool) -> dict[str, Any]:
     """The fields of `model` with nested messages replaced by their hash keys; JSON-ready if `as_json`."""
     serialized: dict[str, Any] = {}
-    for name, value in _field_items(model):
+    own = model.__dict__
+    if len(own) != len(type(model).__pydantic_fields__):  # `_x` attributes set by hand: not fields
+        own = {name: value for name, value in own.items() if name[0] != "_"}
+    extra = model.__pydantic_extra__
+    for name, value in (*own.items(), *extra.items()) if extra else own.items():
         if type(value) in _JSON_SCALARS:
             serialized[name] = value
         elif isinstance(value, Message):
@@ -131,15 +135,6 @@ def _externalize_fields(model: Frozen, longer_hash_keys: bool, as_json: bool) ->
         else:
             serialized[name] = _externalize_value(value, longer_hash_keys, as_json)
     return serialized
-
-
-def _field_items(model: Frozen) -> Any:
-    """(name, value) of the fields of `model`, `class_` included (`frozen_fields_and_values`, made fast)."""
-    own = model.__dict__
-    if len(own) != len(type(model).__pydantic_fields__):  # `_x` attributes set by hand: not fields
-        own = {name: value for name, value in own.items() if name[0] != "_"}
-    extra = model.__pydantic_extra__
-    return (*own.items(), *extra.items()) if extra else own.items()
 
 
 _JSON_SCALARS = frozenset((str, int, float, bool, type(None)))

@@ -105,16 +105,29 @@ class Frozen(BaseModel):
         targets = cls._dict_targets
         frozen = {"class_": class_name}
         for name, value in data.items():
-            if name == "class_":
+            value_type = type(value)
+            if type(name) is not str or not name.isascii() or "__hash_key" in name:
+                try:
+                    _check_key(name)
+                except _Unfreezable as exc:
+                    raise ValueError(f"field {_short_repr(name)}: {exc.reason}") from None
+            if (
+                (value_type is str and value.isascii())
+                or (value_type is int and -_SMALL_INT < value < _SMALL_INT)
+                or value is None
+                or value_type is bool
+            ):
+                frozen[name] = value
                 continue
             try:
-                if type(name) is not str or not name.isascii() or "__hash_key" in name:
-                    _check_key(name)
-                frozen[name] = freeze_value(
-                    value, name if name.isidentifier() else f"[{name!r}]", targets.get(name, Frozen)
-                )
-            except _Unfreezable as exc:  # a bad name
-                raise ValueError(f"field {name!r}: {exc.reason}") from None
+                target = targets.get(name)
+                if target is not None and isinstance(value, dict):
+                    frozen[name] = target(**{key: _freeze(item) for key, item in _str_keyed(value).items()})
+                else:
+                    frozen[name] = _freeze(value)
+            except _Unfreezable as exc:
+                path = name if name.isidentifier() else f"[{name!r}]"
+                raise ValueError(f"field '{path}{exc.location()}': {exc.reason}") from None
             except RecursionError:
                 raise ValueError(
                     f"field {name!r}: the value is nested too deeply to be frozen (or refers to itself)"
@@ -296,21 +309,10 @@ _ALLOWED = (
 
 
 def _freeze(value: Any) -> Any:
+    # containers first: scalars rarely get here, the loops below keep them on their fast paths
     value_type = type(value)
-    if value_type is str:
-        if not value.isascii():
-            _check_text(value)
-        return value
-    if value_type is bool or value is None:
-        return value
-    if value_type is int:
-        if value.bit_length() > _MAX_INT_BITS:
-            raise _Unfreezable(f"an int of about {int(value.bit_length() * 0.30103)} digits is too large for JSON")
-        return value
-    if value_type is float:
-        if value - value != 0.0:
-            raise _Unfreezable(_non_finite_reason(value))
-        return value
+    if value_type is dict:
+        return _freeze_dict(value)
     if value_type is tuple or value_type is list:
         frozen: list[Any] = []
         try:
@@ -330,38 +332,27 @@ def _freeze(value: Any) -> Any:
             exc.keys.append(f"[{len(frozen)}]")
             raise
         return tuple(frozen)
+    if value_type is str:
+        if not value.isascii():
+            _check_text(value)
+        return value
+    if value_type is bool or value is None:
+        return value
+    if value_type is int:
+        if value.bit_length() > _MAX_INT_BITS:
+            raise _Unfreezable(f"an int of about {int(value.bit_length() * 0.30103)} digits is too large for JSON")
+        return value
+    if value_type is float:
+        if value - value != 0.0:
+            raise _Unfreezable(_non_finite_reason(value))
+        return value
     if isinstance(value, Frozen):
         return value
-    if isinstance(value, dict):
-        fields: dict[str, Any] = {"class_": "Frozen"}
-        key = None
-        try:
-            for key, item in value.items():
-                if type(key) is not str or not key.isascii() or "__hash_key" in key:
-                    _check_key(key)
-                item_type = type(item)
-                if (
-                    (item_type is str and item.isascii())
-                    or (item_type is int and -_SMALL_INT < item < _SMALL_INT)
-                    or (item_type is float and item - item == 0.0)
-                    or item_type is bool
-                    or item is None
-                ):
-                    fields[key] = item
-                else:
-                    fields[key] = _freeze(item)
-        except _Unfreezable as exc:
-            if exc.in_key:  # a bad key is named by the reason; the path ends at the dict holding it
-                exc.in_key = False
-            else:
-                exc.keys.append(_key_path(key))
-            raise
-        if "class_" in value and value["class_"] != "Frozen":
-            raise _Unfreezable(f"a nested dict cannot set class_ (got {_short_repr(value['class_'])})")
-        return _construct_frozen(fields)
     if value_type in _LEAF_TAGS or isinstance(value, _LEAF_TYPES):
         _check_leaf(value)
         return value
+    if isinstance(value, dict):  # a dict subclass
+        return _freeze_dict(value)
     if isinstance(value, str):  # a str subclass
         _check_text(value)
         return value
@@ -376,6 +367,35 @@ def _freeze(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return _freeze(list(value))
     raise _Unfreezable(f"values of type {value_type.__name__} cannot be frozen ({_ALLOWED})")
+
+
+def _freeze_dict(value: dict[Any, Any]) -> Frozen:
+    fields: dict[str, Any] = {"class_": "Frozen"}
+    key = None
+    try:
+        for key, item in value.items():
+            if type(key) is not str or not key.isascii() or "__hash_key" in key:
+                _check_key(key)
+            item_type = type(item)
+            if (
+                (item_type is str and item.isascii())
+                or (item_type is int and -_SMALL_INT < item < _SMALL_INT)
+                or (item_type is float and item - item == 0.0)
+                or item_type is bool
+                or item is None
+            ):
+                fields[key] = item
+            else:
+                fields[key] = _freeze(item)
+    except _Unfreezable as exc:
+        if exc.in_key:  # a bad key is named by the reason; the path ends at the dict holding it
+            exc.in_key = False
+        else:
+            exc.keys.append(_key_path(key))
+        raise
+    if "class_" in value and value["class_"] != "Frozen":
+        raise _Unfreezable(f"a nested dict cannot set class_ (got {_short_repr(value['class_'])})")
+    return _construct_frozen(fields)
 
 
 def _construct_frozen(fields: dict[str, Any]) -> Frozen:
