@@ -103,7 +103,7 @@ class Frozen(BaseModel):
         if given_class != class_name:
             raise ValueError(f"class_ must be {class_name!r} for {class_name}, got {_short_repr(given_class)}")
         targets = cls._dict_targets
-        frozen = {"class_": class_name}
+        frozen: dict[str, Any] = {"class_": class_name}
         for name, value in data.items():
             value_type = type(value)
             if type(name) is not str or not name.isascii() or "__hash_key" in name:
@@ -513,13 +513,9 @@ _LEAF_ENCODERS: tuple[tuple[type, str, Callable[[Any], Any]], ...] = (
     (bytes, "__bytes", _bytes_form),
 )
 _LEAF_TYPES = tuple(leaf_type for leaf_type, _, _ in _LEAF_ENCODERS)
+# exact type -> (tag, encoder), the fast lookup; enum members and paths are always of subclasses
 _LEAF_TAGS: dict[type, tuple[str, Callable[[Any], Any]]] = {
-    datetime: ("__datetime", datetime.isoformat),
-    date: ("__date", date.isoformat),
-    time: ("__time", time.isoformat),
-    UUID: ("__uuid", UUID.__str__),
-    Decimal: ("__decimal", Decimal.__str__),
-    bytes: ("__bytes", _bytes_form),
+    leaf_type: (tag, encode) for leaf_type, tag, encode in _LEAF_ENCODERS if leaf_type not in (Enum, PurePath)
 }
 
 
@@ -528,8 +524,8 @@ def _check_leaf(value: Any) -> None:
         members = type(value).__members__
         if not isinstance(value.name, str) or members.get(value.name) is not value:
             raise _Unfreezable(
-                f"{type(value).__name__} value {value!r} is not a single member (a combination of Flag members?); "
-                "store its .value instead"
+                f"{type(value).__name__} value {_short_repr(value)} is not a single member (a combination of "
+                "Flag members?); store its .value instead"
             )
     elif isinstance(value, Decimal) and not value.is_finite():
         raise _Unfreezable(f"the Decimal {value} cannot be frozen: only finite decimals round-trip (use None)")
