@@ -13,12 +13,13 @@ from typing import TYPE_CHECKING, Any, cast
 from miniagents.message_sequence import MessageAppender
 from miniagents.messages import Message, MessagePromise, MessageSequencePromise
 from miniagents.miniagent_typing import MessageType
+from miniagents.promising.context import NO_CONTEXT_MESSAGE, PROMISE_RESOLVED
 from miniagents.promising.errors import AppenderClosedError, PromiseCancelledError
 from miniagents.promising.ext.frozen import freeze_value
-from miniagents.promising.ownership import TaskOwner, current_owner, set_current_owner
+from miniagents.promising.ownership import TaskOwner, current_owner_var
 from miniagents.promising.promising import PromisingContext
 from miniagents.promising.sentinels import DEFAULT, Sentinel
-from miniagents.run_context import MiniAgents
+from miniagents.run_context import PERSIST_MESSAGE, MiniAgents
 
 if TYPE_CHECKING:
     from miniagents.miniagents import MiniAgent
@@ -88,17 +89,18 @@ class InteractionContext:
         """The input messages (the MiniAgents 0.0.35 name of `messages`)."""
         return self.messages
 
-    def _check_open(self, messages: Any) -> None:
-        if self._replies.is_closed:
-            raise AppenderClosedError(
-                f"{self.this_agent.alias} cannot reply any more: its reply sequence is finished "
-                f"(finish_early() was called or the agent returned); the reply was {messages!r:.80}"
-            )
+    def _closed_error(self, messages: Any) -> AppenderClosedError:
+        return AppenderClosedError(
+            f"{self.this_agent.alias} cannot reply any more: its reply sequence is finished "
+            f"(finish_early() was called or the agent returned); the reply was {messages!r:.80}"
+        )
 
     def reply(self, messages: MessageType) -> None:
         """Add any MessageType to the reply sequence, in order (non-blocking; nested agent calls keep running)."""
-        self._check_open(messages)
-        self._replies.append(messages)
+        replies = self._replies
+        if replies.is_closed:
+            raise self._closed_error(messages)
+        replies.append(messages)
 
     def reply_out_of_order(self, messages: MessageType) -> None:
         """
@@ -106,7 +108,8 @@ class InteractionContext:
         available (a fast nested call overtakes a slow one, and replies made in order with `reply()` that
         are still being awaited), its tokens still streaming. The sequence ends when they have all arrived.
         """
-        self._check_open(messages)
+        if self._replies.is_closed:
+            raise self._closed_error(messages)
         self._replies.append_out_of_order(messages)
 
     def finish_early(self) -> None:
@@ -146,7 +149,12 @@ class AgentCall(TaskOwner):
         function_kwargs: dict[str, Any],
         messages: Any = _NO_INPUT,
     ) -> None:
-        context = MiniAgents.get_current()
+        caller = current_owner_var.get()  # (the active context, read inline: this runs for every call)
+        if caller is None:
+            raise RuntimeError(NO_CONTEXT_MESSAGE)
+        context = caller.context
+        if not isinstance(context, MiniAgents):
+            raise TypeError(f"agents run in a MiniAgents context; the active one is a {type(context).__name__}")
         if start_asap is DEFAULT:
             start_asap = context.start_everything_asap_by_default
         non_freezable = agent.non_freezable_kwargs
@@ -160,10 +168,8 @@ class AgentCall(TaskOwner):
                     f"{agent.alias}: function kwargs must be freezable (or declared in the agent's "
                     f"non_freezable_kwargs): {exc}"
                 ) from None
-        caller = current_owner()
-        if caller is None or caller.context is not context:
-            caller = context.root_owner
         super().__init__(context, caller)
+        self.releasable = False  # not before the function has finished
         self.agent = agent
         self.parent: AgentCall | None = caller if isinstance(caller, AgentCall) else None  # the calling agent's call
         self._function_kwargs = function_kwargs
@@ -184,10 +190,11 @@ class AgentCall(TaskOwner):
                 self._input.close()
         self._replies = MessageAppender(capture_errors=True, start_asap=start_asap).open()
         if start_asap:
-            self._task = self.start(self._arun(), on_done=self._function_task_done)
+            self._start_function()
         else:
             self._replies.on_first_demand(self._start_on_demand)
-        context.notify_agent_call(self)
+        if context.observers.merged:
+            context.notify_agent_call(self)
 
     @property
     def _mini_agents(self) -> MiniAgents:
@@ -257,7 +264,13 @@ class AgentCall(TaskOwner):
 
     def _start_on_demand(self) -> None:
         if self._task is None and self.finished_at is None:
-            self._task = self.start(self._arun(), on_done=self._function_task_done)
+            self._start_function()
+
+    def _start_function(self) -> None:
+        # the function task is held apart from the owned-task set (the call's own lifetime is `finished_at`)
+        task = self._task = asyncio.get_running_loop().create_task(self._arun())
+        self.context.count_task(task)
+        task.add_done_callback(self._function_task_done)
 
     def cancel(self, sparing: asyncio.Task[Any] | None = None) -> bool:
         """
@@ -271,12 +284,14 @@ class AgentCall(TaskOwner):
             self._end_cancelled()
             self._finish_function()
             return True
-        return super().cancel(sparing)
+        task = self._task
+        cancelled = task is not None and task is not sparing and task.cancel()
+        return super().cancel(sparing) or cancelled
 
     async def _arun(self) -> None:
         agent = self.agent
         replies = self._replies
-        set_current_owner(self)  # this task's own context: whatever starts from here is owned by this call
+        current_owner_var.set(self)  # this task's own context: whatever starts from here is owned by this call
         self.started_at = time.perf_counter()
         try:
             kwargs = self._function_kwargs
@@ -285,7 +300,9 @@ class AgentCall(TaskOwner):
                 kwargs = {**bound, **kwargs}
             if agent.non_freezable_kwargs:
                 kwargs = {**agent.non_freezable_kwargs, **kwargs}
-            running = agent.func(InteractionContext(agent, self.input_sequence, replies), **kwargs)
+            inputs = self._input
+            input_sequence = inputs.sequence_promise if isinstance(inputs, MessageAppender) else inputs
+            running = agent.func(InteractionContext(agent, input_sequence, replies), **kwargs)
             if agent.call_timeout is None:
                 await running
             else:
@@ -330,6 +347,7 @@ class AgentCall(TaskOwner):
 
     def _function_task_done(self, task: asyncio.Task[Any]) -> None:
         """However the function task ended (cancelled before its first step too), the call gets an end."""
+        self.context.uncount_task(task)
         if self.finished_at is None:
             if task.cancelled():
                 self._end_cancelled()
@@ -344,21 +362,21 @@ class AgentCall(TaskOwner):
         callbacks, self._done_callbacks = self._done_callbacks, None
         for callback in callbacks or ():
             self._run_done_callback(callback)
-        context = self._mini_agents
-        if context.observes_interactions():
+        context = self.context
+        merged = context.observers.merged  # (read directly: this runs for every call)
+        if merged and (merged.get(PROMISE_RESOLVED) or merged.get(PERSIST_MESSAGE)):  # the graph is observed
             context.start_asap(self._arecord_interaction(), log_level_for_errors=context.log_level_for_errors)
-        self.release_if_idle()
+        self.releasable = True  # the call leaves its caller's subtree once nothing it owns still runs
+        if not self._tasks and not self._children:  # (release_if_idle(), inlined)
+            owner = self.parent_owner
+            if owner is not None:
+                owner.release(self)
 
     def _run_done_callback(self, callback: Callable[[AgentCall], None]) -> None:
         try:
             callback(self)
         except Exception as exc:  # an observer's bug must not break the agent: make it loud
             self.context.observers.log_failure("agent call done", callback, exc)
-
-    def release_if_idle(self) -> None:
-        """Leave the caller's subtree once the function has finished and nothing it owns still runs."""
-        if self.finished_at is not None:
-            super().release_if_idle()
 
     async def _arecord_interaction(self) -> None:
         """Resolve the AgentCallNode / AgentReplyNode of this call, so they reach the handlers."""

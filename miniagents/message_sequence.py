@@ -64,31 +64,59 @@ class MessageSequence(FlatSequence[Any, MessagePromise]):
             yield piece
 
 
+class _OutOfOrder:
+    """An appended item whose messages may overtake the items before it."""
+
+    __slots__ = ("item",)
+
+    def __init__(self, item: Any) -> None:
+        self.item = item
+
+
 class MessageAppender(StreamAppender[Any]):
     """
-    The appender of a MessageSequence: each appended MessageType is flattened straight into
-    `sequence_promise` (iterating the appender iterates that promise).
+    The appender of a MessageSequence: each appended MessageType is flattened, in order, into the producer
+    end of `sequence_promise` (iterating the appender iterates that promise).
+
+    What is ready is flattened synchronously; the first item that must be awaited is queued with everything
+    after it, and one task (owned by whoever appended it) flattens the queue in order.
     """
 
-    __slots__ = ("_flattener",)
+    __slots__ = (
+        "_closed",
+        "_context",
+        "_flattening",
+        "_iterator",
+        "_out_of_order",
+        "_pending",
+        "_start_asap",
+        "_writer",
+        "on_first_demand_callback",
+        "sequence_promise",
+    )
 
     def __init__(self, capture_errors: bool | Sentinel = DEFAULT, start_asap: bool | Sentinel = DEFAULT) -> None:
         context = PromisingContext.get_current()
-        flattener = MessageFlattener(context, start_asap)
         super().__init__(
-            capture_errors=context.appenders_capture_errors_by_default if capture_errors is DEFAULT else capture_errors,
-            sink=flattener,
+            capture_errors=context.appenders_capture_errors_by_default if capture_errors is DEFAULT else capture_errors
         )
-        self._flattener = flattener
-
-    @property
-    def sequence_promise(self) -> MessageSequencePromise:
-        """The flattened, replayable sequence of what was appended."""
-        return self._flattener.sequence_promise
+        self._context = context
+        self._start_asap = context.start_everything_asap_by_default if start_asap is DEFAULT else bool(start_asap)
+        self._pending: deque[Any] | None = None  # items waiting for asynchronous flattening, in order
+        self._flattening = False
+        self._closed = False
+        self._out_of_order = 0  # out-of-order items still being delivered
+        self._iterator: AsyncIterator[Any] | None = None
+        self.on_first_demand_callback: Callable[[], None] | None = None
+        writer: StreamWriter[Any] = StreamWriter()
+        self._writer = writer
+        self.sequence_promise = MessageSequencePromise(streamer=writer)
+        if not self._start_asap:  # lazy: the first consumer to wait starts the work
+            writer.on_first_demand(self._on_demand)
 
     def on_first_demand(self, callback: Callable[[], None] | None) -> None:
         """Lazy sequences: call `callback()` once, when a consumer first waits for the sequence."""
-        self._flattener.on_first_demand = callback
+        self.on_first_demand_callback = callback
 
     def append(self, piece: Any) -> MessageAppender:
         """Append any MessageType. Raises TypeError for an unsupported type, before anything else."""
@@ -108,53 +136,19 @@ class MessageAppender(StreamAppender[Any]):
         super().append(_OutOfOrder(piece))
         return self
 
+    def __aiter__(self) -> AsyncIterator[Any]:
+        return self.sequence_promise.__aiter__()
 
-class _OutOfOrder:
-    """An appended item whose messages may overtake the items before it."""
+    async def __anext__(self) -> Any:
+        """The next message promise of `sequence_promise` (the appender as an iterator of its own output)."""
+        iterator = self._iterator
+        if iterator is None:
+            iterator = self._iterator = self.sequence_promise.__aiter__()
+        return await iterator.__anext__()
 
-    __slots__ = ("item",)
+    # ---------------------------------------------------------------- input
 
-    def __init__(self, item: Any) -> None:
-        self.item = item
-
-
-class MessageFlattener:
-    """
-    Flattens MessageTypes, in order, into the producer end of a MessageSequencePromise.
-
-    What is ready is flattened synchronously; the first item that must be awaited is queued with everything
-    after it, and one task (owned by whoever appended it) flattens the queue in order.
-    """
-
-    __slots__ = (
-        "_closed",
-        "_context",
-        "_flattening",
-        "_out_of_order",
-        "_pending",
-        "_start_asap",
-        "_writer",
-        "on_first_demand",
-        "sequence_promise",
-    )
-
-    def __init__(self, context: PromisingContext, start_asap: bool | Sentinel) -> None:
-        self._context = context
-        self._start_asap = context.start_everything_asap_by_default if start_asap is DEFAULT else bool(start_asap)
-        self._pending: deque[Any] | None = None  # items waiting for asynchronous flattening, in order
-        self._flattening = False
-        self._closed = False
-        self._out_of_order = 0  # out-of-order items still being delivered
-        self.on_first_demand: Callable[[], None] | None = None
-        writer: StreamWriter[Any] = StreamWriter()
-        self._writer = writer
-        self.sequence_promise = MessageSequencePromise(streamer=writer)
-        if not self._start_asap:  # lazy: the first consumer to wait starts the work
-            writer.on_first_demand(self._on_demand)
-
-    # ---------------------------------------------------------------- input (AppenderSink)
-
-    def send(self, piece: Any) -> None:
+    def _deliver(self, piece: Any) -> None:
         if type(piece) is _OutOfOrder:
             self._start_out_of_order(piece.item)
         elif self._pending:
@@ -162,9 +156,10 @@ class MessageFlattener:
         else:
             self._flatten_now(piece)
 
-    def close(self) -> None:
+    def _deliver_end(self) -> None:
         self._closed = True
-        self._close_when_complete()
+        if not self._pending and not self._out_of_order:
+            self._writer.close()
 
     def _close_when_complete(self) -> None:
         if self._closed and not self._pending and not self._out_of_order:
@@ -202,14 +197,11 @@ class MessageFlattener:
             self._writer.cancel("out-of-order replies were cancelled before they all arrived")
         self._close_when_complete()
 
-    def __aiter__(self) -> AsyncIterator[MessagePromise]:
-        return self.sequence_promise.__aiter__()
-
     def _on_demand(self) -> None:
         self._start_asap = True
         if self._pending and not self._flattening:
             self._start_flattening()
-        hook, self.on_first_demand = self.on_first_demand, None
+        hook, self.on_first_demand_callback = self.on_first_demand_callback, None
         if hook is not None:
             hook()
 
@@ -227,8 +219,8 @@ class MessageFlattener:
             elif isinstance(item, MessagePromise):
                 send(item)
             elif isinstance(item, StreamedPromise):
-                pieces, done = item.snapshot()
-                if done:  # message promises, and errors raised again at their positions
+                pieces = item.pieces_if_done()
+                if pieces is not None:  # message promises, and errors raised again at their positions
                     stack.append(iter(pieces))
                 else:
                     self._enqueue(item)
@@ -269,12 +261,13 @@ class MessageFlattener:
             await self._aflatten(pending[0])  # stays queued meanwhile, so new items line up behind it
             pending.popleft()
         self._flattening = False
-        self._close_when_complete()
+        if self._closed and not self._out_of_order:
+            self._writer.close()
 
     async def _aflatten(self, item: Any) -> None:
         """Flatten one queued item, awaiting what must be awaited; nesting uses an explicit stack."""
         send = self._writer.send
-        stack: list[Iterator[Any] | AsyncIterator[Any]] = []
+        stack: list[Any] = []  # of Iterator | AsyncIterator
         while True:
             if isinstance(item, (MessagePromise, BaseException)):
                 send(item)
@@ -309,11 +302,11 @@ def _next_from(stack: list[Iterator[Any]]) -> Any:
     return _EXHAUSTED
 
 
-async def _anext_from(stack: list[Iterator[Any] | AsyncIterator[Any]]) -> Any:
+async def _anext_from(stack: list[Any]) -> Any:  # of Iterator | AsyncIterator
     while stack:
         iterator = stack[-1]
         try:
-            if isinstance(iterator, AsyncIterator):
+            if hasattr(iterator, "__anext__"):  # (not isinstance: an ABC check costs more than the rest)
                 return await iterator.__anext__()
             return next(iterator)
         except (StopIteration, StopAsyncIteration):

@@ -9,7 +9,8 @@ from typing import Any
 from pydantic import ValidationInfo, field_validator
 
 from miniagents.promising.ext.frozen import LONG_HASH_KEY_LENGTH, Frozen, hash_key_length, to_json_form
-from miniagents.promising.promising import PromisingContext, StreamedPromise
+from miniagents.promising.ownership import current_owner_var
+from miniagents.promising.promising import StreamedPromise
 from miniagents.promising.sentinels import DEFAULT, NO_VALUE, Sentinel
 from miniagents.promising.sequence import acollect_pieces
 
@@ -94,11 +95,14 @@ class Message(Frozen):
     def as_promise(self) -> MessagePromise:
         """An already resolved MessagePromise of this very message (created once, then cached)."""
         try:
-            promise = self._as_promise_cache
-            if promise.context is PromisingContext.get_current_or_none():
-                return promise
+            # through the slot itself: a missing attribute would otherwise go through pydantic's __getattr__
+            promise = _AS_PROMISE_CACHE.__get__(self, Message)
         except AttributeError:
             pass
+        else:
+            owner = current_owner_var.get()
+            if owner is not None and promise.context is owner.context:
+                return promise
         promise = MessagePromise(prefill_message=self)  # resolved in (and observed by) the active context
         object.__setattr__(self, "_as_promise_cache", promise)
         return promise
@@ -108,11 +112,18 @@ class Message(Frozen):
         Record that this very instance was handed to the persistence handlers of `scope` (a context's
         token); returns False if it already was. MiniAgents persists each instance once per context.
         """
-        scopes: tuple[object, ...] = getattr(self, "_persisted", ())
+        try:
+            scopes: tuple[object, ...] = _PERSISTED.__get__(self, Message)
+        except AttributeError:
+            scopes = ()
         if scope in scopes:
             return False
         object.__setattr__(self, "_persisted", (*scopes, scope))
         return True
+
+
+_AS_PROMISE_CACHE = Message.__dict__["_as_promise_cache"]
+_PERSISTED = Message.__dict__["_persisted"]
 
 
 def _externalize_fields(model: Frozen, longer_hash_keys: bool, as_json: bool) -> dict[str, Any]:

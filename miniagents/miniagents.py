@@ -19,6 +19,7 @@ from miniagents.message_sequence import MessageSequence
 from miniagents.messages import Message, MessagePromise, MessageSequencePromise
 from miniagents.miniagent_typing import MessageType
 from miniagents.promising.ext.frozen import Frozen
+from miniagents.promising.ownership import current_owner_var
 from miniagents.promising.sentinels import DEFAULT, Default, Sentinel
 from miniagents.run_context import MiniAgents
 
@@ -86,7 +87,7 @@ class MiniAgent:
                     f"an agent must be an async function (`async def {name}(ctx, ...)`) or a class with an async "
                     f"__call__, got {name!r} of type {type(func).__name__}"
                 )
-        self._func = func
+        self.func: Callable[..., Awaitable[None]] = func  # for a class-based agent: builds and calls an instance
         agent_alias: str = alias if alias is not None else (name.upper() if uppercase_func_name else name)
         if description is None:
             description = inspect.getdoc(self._agent_class or func) or ""
@@ -110,19 +111,9 @@ class MiniAgent:
                 f"got {type(non_freezable_kwargs).__name__}"
             )
         self.non_freezable_kwargs: dict[str, Any] = dict(non_freezable_kwargs or {})
-        self._partial_kwargs = partial_kwargs
+        self.partial_kwargs: dict[str, Any] = partial_kwargs  # bound to the function; call-time kwargs win
         self.__name__ = agent_alias
         self.__doc__ = self.description
-
-    @property
-    def func(self) -> Callable[..., Awaitable[None]]:
-        """The agent function (for a class-based agent: the function that builds and calls an instance)."""
-        return self._func
-
-    @property
-    def partial_kwargs(self) -> dict[str, Any]:
-        """The kwargs bound to the function (call-time kwargs override them)."""
-        return self._partial_kwargs
 
     def inquire(
         self, messages: MessageType | None = None, start_asap: bool | Sentinel = DEFAULT, **function_kwargs: Any
@@ -133,7 +124,7 @@ class MiniAgent:
         With no context active (e.g. `MiniAgents().run(agent.inquire("hi").aresolve_messages())` in a script),
         the call is made when its replies are first used inside one: see `DeferredReplies`.
         """
-        if MiniAgents.get_current_or_none() is None:
+        if current_owner_var.get() is None:  # no context active
             return DeferredReplies(self, messages, start_asap, function_kwargs)  # type: ignore[return-value]
         return AgentCall(self, start_asap, function_kwargs, messages).reply_sequence()
 
@@ -165,14 +156,14 @@ class MiniAgent:
     ) -> MiniAgent:
         """The same function as a new agent with more bound kwargs (later values override earlier ones)."""
         return MiniAgent(
-            self._agent_class or self._func,
+            self._agent_class or self.func,
             alias=alias or self.alias,
             description=description if description is not None else self._description_template,
             interaction_metadata=dict(self.interaction_metadata.frozen_fields_and_values()),
             call_timeout=self.call_timeout if call_timeout is DEFAULT else call_timeout,
             errors_as_messages=self.errors_as_messages if errors_as_messages is DEFAULT else errors_as_messages,
             non_freezable_kwargs={**self.non_freezable_kwargs, **(non_freezable_kwargs or {})},
-            **{**self._partial_kwargs, **partial_kwargs},
+            **{**self.partial_kwargs, **partial_kwargs},
         )
 
     def __repr__(self) -> str:

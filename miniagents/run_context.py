@@ -152,14 +152,20 @@ class MiniAgents(PromisingContext):
 
     def notify_agent_call(self, call: AgentCall) -> None:
         """Tell the agent-call observers (this context's and its parents') about a new call."""
-        self.observers.notify(AGENT_CALL, call)
+        if self.observers.merged:
+            self.observers.notify(AGENT_CALL, call)
 
     def promise_resolved(self, promise: Promise[Any], result: Any) -> None:
-        super().promise_resolved(promise, result)
-        if isinstance(result, Message):
-            handlers = self.observers.of(PERSIST_MESSAGE)
+        merged = self.observers.merged  # (read directly: this runs for every promise)
+        if merged:
+            handlers = merged.get(PROMISE_RESOLVED)
             if handlers:
-                self._schedule_persistence(promise, result, handlers)
+                for handler in handlers:
+                    self.schedule_observer(PROMISE_RESOLVED, handler, promise, result)
+            if isinstance(result, Message):
+                handlers = merged.get(PERSIST_MESSAGE)
+                if handlers:
+                    self._schedule_persistence(promise, result, handlers)
 
     def _schedule_persistence(self, promise: Promise[Any], message: Message, handlers: tuple[Any, ...]) -> None:
         scope = self._persist_scope
@@ -170,8 +176,8 @@ class MiniAgents(PromisingContext):
 
     def observes_interactions(self) -> bool:
         """Whether anyone can see the interaction graph (so it is worth building)."""
-        observers = self.observers
-        return bool(observers.of(PROMISE_RESOLVED) or observers.of(PERSIST_MESSAGE))
+        merged = self.observers.merged
+        return bool(merged and (merged.get(PROMISE_RESOLVED) or merged.get(PERSIST_MESSAGE)))
 
 
 def _run_in_worker_thread(main: Coroutine[Any, Any, T], interrupter: Interrupter) -> T:

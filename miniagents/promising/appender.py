@@ -6,7 +6,7 @@ import asyncio
 from collections import deque
 from collections.abc import AsyncIterator
 from types import TracebackType
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, TypeVar
 
 from miniagents.promising.context import PromisingContext
 from miniagents.promising.errors import AppenderClosedError, AppenderNotOpenError, PromiseCancelledError, PromisingError
@@ -16,36 +16,21 @@ from miniagents.promising.sentinels import DEFAULT, Sentinel
 _Appender = TypeVar("_Appender", bound="StreamAppender[Any]")
 
 
-class AppenderSink(Protocol):
-    """Where a StreamAppender sends what is appended, when it is not its own queue (see `sink=`)."""
-
-    def send(self, piece: Any) -> None:
-        """Take one appended piece (an exception captured by `with appender:` comes as a piece)."""
-
-    def close(self) -> None:
-        """No more pieces will come."""
-
-    def __aiter__(self) -> AsyncIterator[Any]:
-        """What iterating the appender iterates."""
-        ...
-
-
 class StreamAppender(Generic[PIECE]):
     """
     A streamer fed by hand: `with appender: appender.append(piece)`; pass it as a `streamer`.
 
-    It is a single-consumer async iterator of the appended pieces (errors come as pieces). With `sink=`
-    the pieces go to the sink instead (e.g. a message sequence that flattens them), and iterating the
-    appender iterates the sink.
+    It is a single-consumer async iterator of the appended pieces (errors come as pieces). Subclasses may
+    send the pieces elsewhere by overriding `_deliver(piece)` and `_deliver_end()` (a message sequence
+    flattens them into its promise).
     """
 
-    __slots__ = ("_is_closed", "_is_open", "_queue", "_sink", "_waiter", "capture_errors")
+    __slots__ = ("_is_closed", "_is_open", "_queue", "_waiter", "capture_errors")
 
-    def __init__(self, capture_errors: bool | Sentinel = DEFAULT, sink: AppenderSink | None = None) -> None:
+    def __init__(self, capture_errors: bool | Sentinel = DEFAULT) -> None:
         if capture_errors is DEFAULT:
             capture_errors = PromisingContext.get_current().appenders_capture_errors_by_default
         self.capture_errors = bool(capture_errors)
-        self._sink = sink
         self._queue: deque[Any] | None = None  # created on first append: many appenders never queue
         self._waiter: asyncio.Future[None] | None = None
         self._is_open = False
@@ -88,19 +73,15 @@ class StreamAppender(Generic[PIECE]):
         return self
 
     def _deliver(self, piece: Any) -> None:
-        if self._sink is not None:
-            self._sink.send(piece)
-            return
+        """Where an appended piece goes (here: the queue the iterator reads)."""
         if self._queue is None:
             self._queue = deque()
         self._queue.append(piece)
         self._wake()
 
     def _deliver_end(self) -> None:
-        if self._sink is not None:
-            self._sink.close()
-        else:
-            self._wake()
+        """The appender was closed (here: wake the iterator)."""
+        self._wake()
 
     def fail(self, error: BaseException) -> None:
         """Append `error` as the last piece and close, unless already closed (for an owner ending the stream)."""
@@ -130,7 +111,7 @@ class StreamAppender(Generic[PIECE]):
         return suppress
 
     def __aiter__(self) -> AsyncIterator[PIECE]:
-        return self if self._sink is None else self._sink.__aiter__()
+        return self
 
     def __call__(self, *_: Any) -> AsyncIterator[PIECE]:
         return self.__aiter__()

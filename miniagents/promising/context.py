@@ -54,8 +54,9 @@ class PromisingContext:
         self.observers.add_all(PROMISE_RESOLVED, on_promise_resolved, must_be_async=True)
         self.root_owner: TaskOwner = TaskOwner(self, None)
         self.loop: asyncio.AbstractEventLoop | None = None  # the loop this context's tasks run on
-        self._tasks: set[asyncio.Task[Any]] = set()
-        self._forget_task = self._tasks.discard  # one bound method, not one per task
+        # every task started in this context that has not ended (read-only for all but task owners)
+        self.tasks_in_flight: set[asyncio.Task[Any]] = set()
+        self._forget_task = self.tasks_in_flight.discard  # one bound method, not one per task
         self._activation_token: Token[TaskOwner | None] | None = None
         self._active = False
 
@@ -130,7 +131,7 @@ class PromisingContext:
         """Wait until every task this context started has finished, without deactivating it."""
         current = asyncio.current_task()
         while True:
-            pending = [task for task in self._tasks if task is not current]
+            pending = [task for task in self.tasks_in_flight if task is not current]
             if not pending:
                 return
             await asyncio.wait(pending)
@@ -158,10 +159,18 @@ class PromisingContext:
 
     def track_task(self, task: asyncio.Task[Any]) -> None:
         """Count `task` among this context's tasks until it ends (`aflush_tasks()` waits for it)."""
+        self.count_task(task)
+        task.add_done_callback(self._forget_task)
+
+    def count_task(self, task: asyncio.Task[Any]) -> None:
+        """Count `task` among this context's tasks; whoever calls this calls `uncount_task()` when it ends."""
         if self.loop is None:
             self.loop = task.get_loop()
-        self._tasks.add(task)
-        task.add_done_callback(self._forget_task)
+        self.tasks_in_flight.add(task)
+
+    def uncount_task(self, task: asyncio.Task[Any]) -> None:
+        """`task` (counted with `count_task()`) has ended."""
+        self.tasks_in_flight.discard(task)
 
     def create_task(
         self, coroutine: Coroutine[Any, Any, T], on_done: TaskDoneCallback | None = None
@@ -218,8 +227,10 @@ class PromisingContext:
 
     def promise_resolved(self, promise: Promise[Any], result: Any) -> None:
         """Schedule the resolution observers (this context's, then its parents'). Called by promises."""
-        for handler in self.observers.of(PROMISE_RESOLVED):
-            self.schedule_observer(PROMISE_RESOLVED, handler, promise, result)
+        handlers = self.observers.merged.get(PROMISE_RESOLVED)
+        if handlers:
+            for handler in handlers:
+                self.schedule_observer(PROMISE_RESOLVED, handler, promise, result)
 
     def schedule_observer(self, kind: str, handler: Any, *args: Any) -> None:
         """Run `await handler(*args)` in a context-level task; an error is logged with the handler's name."""

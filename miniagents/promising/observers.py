@@ -38,12 +38,13 @@ class Observers:
     (merged once, when the context is activated under its parent).
     """
 
-    __slots__ = ("_merged", "_own", "_parent", "logger")
+    __slots__ = ("_own", "_parent", "logger", "merged")
 
     def __init__(self, logger: logging.Logger) -> None:
         self.logger = logger
         self._own: dict[str, list[Callable[..., Any]]] = {}
-        self._merged: dict[str, tuple[Callable[..., Any], ...]] = {}
+        # kind -> this context's observers, then its parents' (read-only for callers; hot paths read it directly)
+        self.merged: dict[str, tuple[Callable[..., Any], ...]] = {}
         self._parent: Observers | None = None
 
     def add(self, kind: str, handler: Any, *, must_be_async: bool) -> None:
@@ -72,17 +73,17 @@ class Observers:
         self._merge()
 
     def _merge(self) -> None:
-        parent_merged = self._parent._merged if self._parent is not None else {}
+        parent_merged = self._parent.merged if self._parent is not None else {}
         kinds = set(self._own) | set(parent_merged)
-        self._merged = {kind: (*self._own.get(kind, ()), *parent_merged.get(kind, ())) for kind in kinds}
+        self.merged = {kind: (*self._own.get(kind, ()), *parent_merged.get(kind, ())) for kind in kinds}
 
     def of(self, kind: str) -> tuple[Callable[..., Any], ...]:
         """This context's observers of `kind`, then its parents' (empty tuple if none)."""
-        return self._merged.get(kind, ())
+        return self.merged.get(kind, ())
 
     def notify(self, kind: str, *args: Any) -> None:
         """Call every synchronous observer of `kind`; one that raises is logged with its name, nothing else."""
-        for handler in self._merged.get(kind, ()):
+        for handler in self.merged.get(kind, ()):
             try:
                 handler(*args)
             except Exception as exc:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Coroutine
 from contextvars import ContextVar
+from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
@@ -35,17 +36,24 @@ class TaskOwner:
     whether or not the tasks have taken their first step yet.
     """
 
-    __slots__ = ("_children", "_tasks", "attached", "cancel_requested", "context", "parent_owner")
+    __slots__ = ("_children", "_tasks", "attached", "cancel_requested", "context", "parent_owner", "releasable")
 
     def __init__(self, context: PromisingContext, parent_owner: TaskOwner | None) -> None:
         self.context = context
         self.parent_owner = parent_owner
         self.cancel_requested = False
         self.attached = parent_owner is None  # whether the parent holds this owner among its children now
+        self.releasable = True  # may leave its parent once idle (an agent call: only once its function finished)
         self._tasks: set[asyncio.Task[Any]] | None = None
         self._children: set[TaskOwner] | None = None
-        if parent_owner is not None:
-            parent_owner.adopt(self)
+        if parent_owner is not None:  # (parent_owner.adopt(self), inlined: this runs for every agent call)
+            children = parent_owner._children
+            if children is None:
+                children = parent_owner._children = set()
+            children.add(self)
+            self.attached = True
+            if not parent_owner.attached:
+                parent_owner._attach()
 
     def start(self, coroutine: Coroutine[Any, Any, T], on_done: TaskDoneCallback | None = None) -> asyncio.Task[T]:
         """
@@ -60,13 +68,20 @@ class TaskOwner:
         if tasks is None:
             tasks = self._tasks = set()
         tasks.add(task)
-        self.context.track_task(task)
-        if on_done is not None:
-            task.add_done_callback(on_done)
-        task.add_done_callback(self._task_done)
+        context = self.context
+        if context.loop is None:
+            context.loop = task.get_loop()
+        context.tasks_in_flight.add(task)  # (context.count_task(task), inlined)
+        # one done callback per task (each costs a loop iteration's call_soon)
+        task.add_done_callback(self._task_done if on_done is None else partial(self._task_done_then, on_done))
         return task
 
+    def _task_done_then(self, on_done: TaskDoneCallback, task: asyncio.Task[Any]) -> None:
+        on_done(task)  # first: what the task produced gets its end before the bookkeeping
+        self._task_done(task)
+
     def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self.context.tasks_in_flight.discard(task)
         tasks = self._tasks
         if tasks is not None:
             tasks.discard(task)
@@ -74,8 +89,10 @@ class TaskOwner:
             exc = task.exception()
             if exc is not None:  # the framework's own tasks deliver their errors: this one is a bug, make it loud
                 self.context.logger.error("internal task failed: %r", exc, exc_info=exc)
-        if not tasks:
-            self.release_if_idle()
+        if not tasks and not self._children and self.releasable:  # idle: leave the parent
+            parent = self.parent_owner
+            if parent is not None:
+                parent.release(self)
 
     def _attach(self) -> None:
         parent = self.parent_owner
@@ -98,16 +115,18 @@ class TaskOwner:
         if children is not None:
             children.discard(child)
             child.attached = False
-            if not children:
-                self.release_if_idle()
+            if not children and not self._tasks and self.releasable:  # idle in turn
+                parent = self.parent_owner
+                if parent is not None:
+                    parent.release(self)
 
     def is_idle(self) -> bool:
         """Whether nothing owned by this owner (or its subtree) is still running."""
         return not self._tasks and not self._children
 
     def release_if_idle(self) -> None:
-        """Detach from the parent once idle; subclasses may hold on longer (e.g. until their work is done)."""
-        if self.parent_owner is not None and self.is_idle():
+        """Detach from the parent once idle (and `releasable`)."""
+        if self.parent_owner is not None and self.releasable and self.is_idle():
             self.parent_owner.release(self)
 
     def cancel(self, sparing: asyncio.Task[Any] | None = None) -> bool:

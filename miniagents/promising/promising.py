@@ -29,35 +29,35 @@ __all__ = ["ParkingLot", "Promise", "PromisingContext", "StreamAppender", "Strea
 class ParkingLot:
     """Tasks waiting for something: `await lot.park(loop)` returns once `unpark_all()` is called."""
 
-    __slots__ = ("_waiters",)
+    __slots__ = ("waiters",)
 
     def __init__(self) -> None:
-        self._waiters: list[asyncio.Future[None]] | None = None
+        self.waiters: list[asyncio.Future[None]] | None = None  # (read-only outside: whether anyone waits)
 
     def __bool__(self) -> bool:
-        return bool(self._waiters)
+        return bool(self.waiters)
 
     async def park(self) -> None:
         """Wait until `unpark_all()` (cancelling this wait leaves the other waiters alone)."""
         waiter = asyncio.get_running_loop().create_future()
-        waiters = self._waiters
+        waiters = self.waiters
         if waiters is None:
-            self._waiters = [waiter]
+            self.waiters = [waiter]
         else:
             waiters.append(waiter)
         try:
             await waiter
         finally:
             if not waiter.done():  # we were cancelled: leave the other waiters alone
-                waiters = self._waiters
+                waiters = self.waiters
                 if waiters is not None and waiter in waiters:
                     waiters.remove(waiter)
 
     def unpark_all(self) -> None:
         """Wake every waiting task."""
-        waiters = self._waiters
+        waiters = self.waiters
         if waiters:
-            self._waiters = None
+            self.waiters = None
             for waiter in waiters:
                 if not waiter.done():
                     waiter.set_result(None)
@@ -80,13 +80,6 @@ def check_home_loop(home_loop: asyncio.AbstractEventLoop | None, what: str) -> N
         )
 
 
-def _context_or_raise() -> PromisingContext:
-    owner = current_owner_var.get()
-    if owner is None:
-        raise RuntimeError(NO_CONTEXT_MESSAGE)
-    return owner.context
-
-
 class Promise(Generic[T]):
     """
     A value computed at most once by `async resolver(promise)`; awaiting it gives the value.
@@ -102,13 +95,15 @@ class Promise(Generic[T]):
         resolver: Callable[[Any], Awaitable[T]] | None = None,
         prefill_result: T | NoValue = NO_VALUE,
     ) -> None:
-        context = _context_or_raise()
-        self._context = context
+        owner = current_owner_var.get()  # (the active context: read inline, this runs for every promise)
+        if owner is None:
+            raise RuntimeError(NO_CONTEXT_MESSAGE)
+        context = self._context = owner.context
         self._resolver_function = resolver
         self._result: Any = NO_VALUE
         self._error: BaseException | None = None
         self._resolution_started = False
-        self._resolution_lot = ParkingLot()
+        self._resolution_lot: ParkingLot | None = None  # made when somebody waits: most promises never make one
         if prefill_result is not NO_VALUE:
             self._resolution_started = True
             self._set_result(prefill_result)
@@ -168,7 +163,10 @@ class Promise(Generic[T]):
         if self._error is None:
             check_home_loop(self._context.loop, type(self).__name__)
             self._start_resolution()
-            await self._resolution_lot.park()
+            lot = self._resolution_lot
+            if lot is None:
+                lot = self._resolution_lot = ParkingLot()
+            await lot.park()
             if self._result is not NO_VALUE:
                 return self._result
         assert self._error is not None
@@ -186,13 +184,15 @@ class Promise(Generic[T]):
         else:
             self._set_result(result)
         finally:
-            self._resolution_lot.unpark_all()
+            if self._resolution_lot is not None:
+                self._resolution_lot.unpark_all()
 
     def _resolution_task_done(self, _: asyncio.Task[Any]) -> None:
         """However the resolution task ended (even cancelled before its first step), awaiters get an answer."""
         if self._result is NO_VALUE and self._error is None:
             self._error = PromiseCancelledError(f"resolution of {type(self).__name__} was cancelled")
-        self._resolution_lot.unpark_all()
+        if self._resolution_lot is not None:
+            self._resolution_lot.unpark_all()
 
     def _set_result(self, result: T) -> None:
         self._result = result
@@ -208,39 +208,37 @@ class Promise(Generic[T]):
         return f"<{type(self).__name__} {state}>"
 
 
-class _StreamState:
+class _StreamState(ParkingLot):
     """
-    Everything about one stream, in one place: the pieces so far, whether it is done, who waits for the
-    next piece, and what to call when a consumer needs a piece nobody is producing (lazy streams).
+    Everything about one stream, in one place: the pieces so far, whether it is done, the consumers waiting
+    for the next piece (it is their parking lot), and what to call when a consumer needs a piece nobody is
+    producing (lazy streams).
     """
 
-    __slots__ = ("demand", "done", "label", "lot", "origins", "pieces", "producing")
+    __slots__ = ("demand", "done", "label", "origins", "pieces", "producing")
 
     def __init__(self, label: str) -> None:
+        super().__init__()
         self.label = label  # what the stream is, for error messages
         self.pieces: list[Any] | tuple[Any, ...] = []
         self.done = False
-        self.lot = ParkingLot()
         self.demand: Callable[[], None] | None = None
         self.producing = False
-        self.origins: dict[int, TracebackType | None] | None = None  # index of an error piece -> its traceback
+        # index of an error piece -> the traceback it came in with, taken when first raised (replays re-raise
+        # it with that one, not with one grown by every earlier raise)
+        self.origins: dict[int, TracebackType | None] | None = None
 
     def append(self, piece: Any) -> None:
-        pieces = self.pieces
-        if isinstance(piece, BaseException):  # replays re-raise it with the traceback it came in with
-            if self.origins is None:
-                self.origins = {}
-            self.origins[len(pieces)] = piece.__traceback__
-        pieces.append(piece)  # type: ignore[union-attr]  # a list until end()
-        if self.lot:
-            self.lot.unpark_all()
+        self.pieces.append(piece)  # type: ignore[union-attr]  # a list until end()
+        if self.waiters:
+            self.unpark_all()
 
     def end(self) -> None:
         if not self.done:
             self.done = True
             self.pieces = tuple(self.pieces)
             self.demand = None  # drop references to the producer (often a cycle back to the promise)
-            self.lot.unpark_all()
+            self.unpark_all()
 
     def cancel(self, reason: str) -> None:
         if not self.done:
@@ -254,13 +252,32 @@ class _StreamState:
                 return self.pieces[index]
             if self.done:
                 raise StopAsyncIteration
-            check_home_loop(home_loop, self.label)
+            if home_loop is not None and home_loop is not asyncio.get_running_loop():
+                check_home_loop(home_loop, self.label)
             demand = self.demand
             if demand is not None and not self.producing:
                 demand()
                 if index < len(self.pieces) or self.done:
                     continue
-            await self.lot.park()
+            await self.park()
+
+
+class _UnboundState(_StreamState):
+    """The state of a writer that feeds no promise yet: every use says so."""
+
+    __slots__ = ()
+
+    def append(self, piece: Any) -> None:
+        raise PromisingError("this StreamWriter is not the streamer of any StreamedPromise yet")
+
+    def end(self) -> None:
+        self.append(None)
+
+    def cancel(self, reason: str) -> None:
+        self.append(None)
+
+
+_UNBOUND = _UnboundState("unbound StreamWriter")
 
 
 class StreamWriter(Generic[PIECE]):
@@ -272,50 +289,46 @@ class StreamWriter(Generic[PIECE]):
     __slots__ = ("_state",)
 
     def __init__(self) -> None:
-        self._state: _StreamState | None = None
+        self._state: _StreamState = _UNBOUND
 
     def bind(self, state: _StreamState) -> None:
         """Attach to the stream state of the promise this writer feeds (done by StreamedPromise)."""
-        if self._state is not None:
+        if self._state is not _UNBOUND:
             raise PromisingError("a StreamWriter feeds one StreamedPromise only")
         self._state = state
-
-    def _bound_state(self) -> _StreamState:
-        state = self._state
-        if state is None:
-            raise PromisingError("this StreamWriter is not the streamer of any StreamedPromise yet")
-        return state
 
     @property
     def closed(self) -> bool:
         """Whether the stream has ended (closed, failed or cancelled)."""
-        return self._bound_state().done
+        return self._state.done
 
     def send(self, piece: PIECE | BaseException) -> None:
         """Append a piece (an exception is a piece too: consumers get it raised at its position)."""
-        state = self._bound_state()
+        state = self._state
         if state.done:
             raise PromisingError(f"cannot send {piece!r:.60}: the stream is closed")
         state.append(piece)
 
     def close(self) -> None:
         """End the stream (idempotent)."""
-        self._bound_state().end()
+        self._state.end()
 
     def fail(self, error: BaseException) -> None:
         """Append `error` as the last piece and end the stream (nothing happens if it already ended)."""
-        state = self._bound_state()
+        state = self._state
         if not state.done:
             state.append(error)
             state.end()
 
     def cancel(self, reason: str) -> None:
         """End the stream with PromiseCancelledError(reason) at the cut, unless it already ended."""
-        self._bound_state().cancel(reason)
+        self._state.cancel(reason)
 
     def on_first_demand(self, callback: Callable[[], None] | None) -> None:
         """Call `callback()` once, when a consumer first waits for a piece that was not sent yet."""
-        state = self._bound_state()
+        state = self._state
+        if state is _UNBOUND:
+            state.append(None)  # raises: not bound yet
         if callback is None:
             state.demand = None
             return
@@ -368,6 +381,11 @@ class StreamedPromise(Promise[WHOLE], Generic[PIECE, WHOLE]):
         state = self._state
         return tuple(state.pieces), state.done
 
+    def pieces_if_done(self) -> tuple[PIECE, ...] | None:
+        """All the pieces if the stream is complete (without copying them), else None; never waits."""
+        state = self._state
+        return state.pieces if state.done else None  # type: ignore[return-value]  # a tuple once done
+
     @property
     def stream_done(self) -> bool:
         """Whether every piece has been produced (the stream ended, normally or with an error piece)."""
@@ -414,9 +432,13 @@ class StreamedPromise(Promise[WHOLE], Generic[PIECE, WHOLE]):
         stream = self._open_stream()
         state = self._state
         if stream is not None:
+            pieces = state.pieces
+            assert isinstance(pieces, list)
             try:
-                async for piece in stream:
-                    state.append(piece)
+                async for piece in stream:  # (state.append(), inlined: this runs for every token)
+                    pieces.append(piece)
+                    if state.waiters:
+                        state.unpark_all()
             except asyncio.CancelledError:
                 state.cancel(f"{type(self).__name__} was cancelled before its stream finished")
                 raise
@@ -462,7 +484,7 @@ class StreamedPromise(Promise[WHOLE], Generic[PIECE, WHOLE]):
         state.producing = False
         if task.cancelled():
             state.cancel(f"{type(self).__name__} was cancelled before its stream finished")
-        state.lot.unpark_all()
+        state.unpark_all()
 
     # --------------------------------------------------------------- consuming
 
@@ -506,5 +528,9 @@ class _ReplayIterator:
         if self._raise_errors and isinstance(piece, BaseException):
             # re-raised to every consumer with its original traceback, not one grown by each replay
             origins = state.origins
-            raise piece.with_traceback(origins.get(index) if origins else piece.__traceback__)
+            if origins is None:
+                origins = state.origins = {}
+            if index not in origins:
+                origins[index] = piece.__traceback__
+            raise piece.with_traceback(origins[index])
         return piece

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator, Callable
-from typing import Any, Generic
+from typing import Any, Generic, cast
 
 from miniagents.promising.errors import FunctionNotProvidedError
 from miniagents.promising.promise_typing import IN, OUT
@@ -43,7 +43,9 @@ class FlatSequence(Generic[IN, OUT]):
 
     async def _astream_flattened(self, _: StreamedPromise[OUT, Any]) -> AsyncIterator[OUT]:
         incoming = self._incoming_streamer
-        source: AsyncIterable[IN] = incoming if isinstance(incoming, AsyncIterable) else incoming()
+        source: AsyncIterable[IN] = (
+            cast(AsyncIterable[IN], incoming) if hasattr(incoming, "__aiter__") else cast(Callable[[], Any], incoming)()
+        )
         async for item in source:
             if isinstance(item, BaseException):
                 yield item  # type: ignore[misc]
