@@ -236,3 +236,26 @@ def test_conversation_example_talks_to_openai_when_a_key_is_set(tmp_path: Path) 
         ("user", None, "second question"),
         ("assistant", "gpt-4o-2024-05-13", "second question"),
     ]
+
+
+def test_ctrl_c_while_a_reply_streams_ends_cleanly_and_keeps_the_partial_reply(tmp_path: Path) -> None:
+    child, log = spawn_conversation(tmp_path)
+    long_question = " ".join(f"word{number}" for number in range(80))  # the stand-in echoes it, slowly
+    try:
+        child.expect_exact("USER:", timeout=TIMEOUT)
+        child.send(long_question)
+        child.send("\r")
+        child.expect_exact("says: word0 word1", timeout=TIMEOUT)  # the reply is streaming
+        child.sendintr()
+        child.expect(pexpect.EOF, timeout=TIMEOUT)
+        child.close()
+        assert child.exitstatus == 0, child.before
+    finally:
+        child.close(force=True)
+    assert "Traceback" not in "".join(log.reads)
+    history = asyncio.run(ChatHistoryMD(tmp_path / "CHAT.md").aload_chat_history())
+    assert [m.role for m in history] == ["user", "assistant"]
+    partial = history[1].text
+    assert "I received 1 message(s). The last one says: word0 word1" in partial
+    assert "[interrupted]" in partial
+    assert "word79" not in partial  # it was cut, not finished

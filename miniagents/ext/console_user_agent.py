@@ -62,18 +62,17 @@ class _ConsoleChat:
 
     async def arun(self, ctx: InteractionContext, user_prompt: str = "USER: ", colors: bool | None = None) -> None:
         """The agent function: echo and log the input, ask the user, reply with the whole history."""
-        if colors is None:
-            colors = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+        use_colors = colors if colors is not None else sys.stdout.isatty() and not os.environ.get("NO_COLOR")
         async for message_promise in ctx.messages:
             # logged by a handler task as soon as it resolves, so Ctrl-C during the echo loses nothing
             self._log_in_order(message_promise)
-            await self._aecho(message_promise, colors)
+            await self._aecho(message_promise, use_colors)
 
         if not self._greeted:
             self._greeted = True
             earlier = len(await self.chat_history.aload_chat_history())
             note = f"{USAGE_HINT}\n(continuing a chat of {earlier} earlier messages)" if earlier else USAGE_HINT
-            _write(f"{_DIM}{note}{_RESET}\n\n" if colors else f"{note}\n\n")
+            _write(f"{_DIM}{note}{_RESET}\n\n" if use_colors else f"{note}\n\n")
 
         try:
             text = await self._aread_user_input(user_prompt)
@@ -81,8 +80,9 @@ class _ConsoleChat:
             # delivered, not raised: an exception raised in an agent task would escape the event loop
             ctx.reply(KeyboardInterrupt("the user ended the chat"))
             return
-        self._log_in_order(UserMessage(text))
-        await self._last_log
+        self._log_in_order(UserMessage(text=text))
+        if self._last_log is not None:
+            await self._last_log
         ctx.reply(await self.chat_history.aload_chat_history())
 
     def _log_in_order(self, message: Message | MessagePromise) -> None:
@@ -92,7 +92,9 @@ class _ConsoleChat:
         async def alog() -> None:
             if previous is not None:
                 await asyncio.gather(previous, return_exceptions=True)  # its error was already logged
-            await self.chat_history.alog_message(message if isinstance(message, Message) else await message)
+            await self.chat_history.alog_message(
+                message if isinstance(message, Message) else await _aresolved_or_partial(message)
+            )
 
         self._last_log = MiniAgents.get_current().start_asap(alog(), log_level_for_errors=logging.ERROR)
 
@@ -144,3 +146,24 @@ class _ConsoleChat:
 def _write(text: str) -> None:
     sys.stdout.write(text)
     sys.stdout.flush()
+
+
+INTERRUPTED_MARK = "[interrupted]"
+
+
+async def _aresolved_or_partial(message_promise: MessagePromise) -> Message:
+    """
+    The message, or, when its stream was cut (Ctrl-C, a stop, a provider error), what arrived of it, marked
+    with INTERRUPTED_MARK on a line of its own: a partial reply is kept in the history, never lost.
+    """
+    try:
+        return await message_promise
+    except Exception as exc:
+        pieces, _ = message_promise.snapshot()
+        text = "".join(piece for piece in pieces if isinstance(piece, str))
+        metadata = dict(message_promise.preliminary_metadata.frozen_fields_and_values())
+        metadata.pop("text", None)
+        reason = type(exc).__name__
+        return Message(
+            text=f"{text}\n\n{INTERRUPTED_MARK} ({reason})" if text else f"{INTERRUPTED_MARK} ({reason})", **metadata
+        )
