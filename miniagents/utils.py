@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
+from miniagents.batch import BatchProgress, BatchRow, amap
 from miniagents.messages import Message, MessagePromise, MessageSequencePromise
 from miniagents.miniagent_typing import MessageType
 from miniagents.miniagents import MessageSequence, MiniAgent
@@ -12,6 +13,17 @@ from miniagents.promising.promising import StreamAppender
 from miniagents.promising.sentinels import AWAIT, CLEAR, DEFAULT, Sentinel
 
 ChainStep = MiniAgent | Sentinel | Callable[[Any], Any]
+
+__all__ = [
+    "BatchProgress",
+    "BatchRow",
+    "ChainStep",
+    "achain_loop",
+    "adialog_loop",
+    "amap",
+    "join_messages",
+    "split_messages",
+]
 
 
 async def adialog_loop(user_agent: MiniAgent, assistant_agent: MiniAgent) -> None:
