@@ -189,8 +189,12 @@ class AgentCall(TaskOwner):
                 self._input.append(messages)
                 self._input.close()
         self._replies = MessageAppender(capture_errors=True, start_asap=start_asap).open()
-        if start_asap:
-            self._start_function()
+        if start_asap:  # (self._start_function(), inlined: this runs for every call)
+            task = self._task = asyncio.get_running_loop().create_task(self._arun())
+            if context.loop is None:
+                context.loop = task.get_loop()
+            context.tasks_in_flight.add(task)
+            task.add_done_callback(self._function_task_done)
         else:
             self._replies.on_first_demand(self._start_on_demand)
         if context.observers.merged:
@@ -270,7 +274,7 @@ class AgentCall(TaskOwner):
         # the function task is held apart from the owned-task set (the call's own lifetime is `finished_at`)
         task = self._task = asyncio.get_running_loop().create_task(self._arun())
         self.context.count_task(task)
-        task.add_done_callback(self._function_task_done)
+        task.add_done_callback(self._function_task_done)  # (also inlined in __init__)
 
     def cancel(self, sparing: asyncio.Task[Any] | None = None) -> bool:
         """
@@ -347,7 +351,7 @@ class AgentCall(TaskOwner):
 
     def _function_task_done(self, task: asyncio.Task[Any]) -> None:
         """However the function task ended (cancelled before its first step too), the call gets an end."""
-        self.context.uncount_task(task)
+        self.context.tasks_in_flight.discard(task)
         if self.finished_at is None:
             if task.cancelled():
                 self._end_cancelled()
