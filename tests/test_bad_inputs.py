@@ -14,6 +14,7 @@ import contextlib
 import inspect
 import logging
 import re
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +28,7 @@ from miniagents.ext.chat_history_md import ChatHistoryFormatError, ChatHistoryMD
 from miniagents.ext.sqlite_store import MessageStoreError, SQLiteMessageStore
 from miniagents.messages import MessagePromise
 from miniagents.promising.errors import AppenderClosedError, AppenderNotOpenError
-from miniagents.utils import achain_loop
+from miniagents.utils import achain_loop, amap
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ERRORS_DOC = REPO_ROOT / "docs" / "errors.md"
@@ -178,6 +179,13 @@ async def load_chat_history_that_is_not_utf8(ctx: Any, tmp_path: Path) -> None:
     await ChatHistoryMD(path).aload_chat_history()
 
 
+class SyncCallable:
+    def __call__(self) -> None: ...
+
+
+def sync_persistence_handler(promise: Any, message: Any) -> None: ...
+
+
 async def reenter_active_context(ctx: Any, _: Path) -> None:
     MiniAgents.get_current().activate()
 
@@ -289,6 +297,31 @@ ROWS = [
         no_context=True,
     ),
     BadInput("message-promise-without-streamer", lambda c, p: MessagePromise(), TypeError, ("message_token_streamer",)),
+    # agents and observers (later MiniAgents features, ownership)
+    BadInput(
+        "undeclared-unfreezable-kwarg",
+        lambda c, p: target.inquire(session=threading.Lock()),
+        ValueError,
+        ("TARGET", "session", "non_freezable_kwargs"),
+    ),
+    BadInput(
+        "class-agent-without-async-call", lambda c, p: miniagent(SyncCallable), TypeError, ("async def __call__",)
+    ),
+    BadInput(
+        "errors-as-messages-not-bool",
+        lambda c, p: miniagent(_target, errors_as_messages="yes"),
+        TypeError,
+        ("errors_as_messages", "'yes'"),
+    ),
+    BadInput(
+        "sync-persistence-handler",
+        lambda c, p: MiniAgents(on_persist_message=sync_persistence_handler),
+        TypeError,
+        ("persist_message", "sync_persistence_handler", "async"),
+    ),
+    BadInput(
+        "amap-zero-concurrency", lambda c, p: amap(target, ["x"], concurrency=0), ValueError, ("concurrency", "0")
+    ),
     # chat history files
     BadInput(
         "chat-history-text-before-heading",
