@@ -169,10 +169,14 @@ class MiniAgents(PromisingContext):
 
     def _schedule_persistence(self, promise: Promise[Any], message: Message, handlers: tuple[Any, ...]) -> None:
         scope = self._persist_scope
-        for each in (*message.sub_messages(), message):
-            if each.mark_persisted(scope):
-                for handler in handlers:
-                    self.schedule_observer(PERSIST_MESSAGE, handler, promise, each)
+        # a message already persisted in this context was persisted after everything below it: skip that subtree
+        # (so persisting a long reference chain link by link stays linear)
+        for each in message.sub_messages(skip=lambda nested: not nested.mark_persisted(scope)):
+            for handler in handlers:
+                self.schedule_observer(PERSIST_MESSAGE, handler, promise, each)
+        if message.mark_persisted(scope):
+            for handler in handlers:
+                self.schedule_observer(PERSIST_MESSAGE, handler, promise, message)
 
     def observes_interactions(self) -> bool:
         """Whether anyone can see the interaction graph (so it is worth building)."""

@@ -9,6 +9,7 @@ front end as numbered deltas: delta `n` carries every token that arrived since d
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -99,7 +100,8 @@ class MessageRecord:
         text = self.text
         self.status = "done"
         self.hash_key = message.hash_key
-        self.metadata = {k: _plain(v) for k, v in message.serialize().items() if k not in _NOT_METADATA}
+        serialized = json.loads(message.serialized)  # JSON values (dates, UUIDs... in their JSON forms)
+        self.metadata = {k: _plain(v) for k, v in serialized.items() if k not in _NOT_METADATA}
         self.html = render_markdown(text)
         self.changed.update(status="done", hash_key=self.hash_key, metadata=self.metadata, html=self.html)
         self.changed["tokens"] = self.tokens

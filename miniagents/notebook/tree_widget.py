@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 import weakref
 from typing import Any
@@ -261,7 +262,7 @@ def show_tree(context: MiniAgents | None = None) -> MessageTree:
 
 def _jsonable_kwargs(call: AgentCall) -> dict[str, Any]:
     try:
-        return {k: v for k, v in Frozen(**call.function_kwargs).serialize().items() if k != "class_"}
+        return {k: v for k, v in json.loads(Frozen(**call.function_kwargs).serialized).items() if k != "class_"}
     except Exception:  # kwargs are validated as freezable by the core; this is only a safety net
         return {k: repr(v) for k, v in call.function_kwargs.items()}
 
