@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Coroutine
 from contextvars import ContextVar
-from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
@@ -44,7 +43,7 @@ class TaskOwner:
         self.cancel_requested = False
         self.attached = parent_owner is None  # whether the parent holds this owner among its children now
         self.releasable = True  # may leave its parent once idle (an agent call: only once its function finished)
-        self._tasks: set[asyncio.Task[Any]] | None = None
+        self._tasks: dict[asyncio.Task[Any], TaskDoneCallback | None] | None = None  # running task -> its on_done
         self._children: set[TaskOwner] | None = None
         if parent_owner is not None:  # (parent_owner.adopt(self), inlined: this runs for every agent call)
             children = parent_owner._children
@@ -66,25 +65,22 @@ class TaskOwner:
             self._attach()
         tasks = self._tasks
         if tasks is None:
-            tasks = self._tasks = set()
-        tasks.add(task)
+            tasks = self._tasks = {}
+        tasks[task] = on_done
         context = self.context
         if context.loop is None:
             context.loop = task.get_loop()
         context.tasks_in_flight.add(task)  # (context.count_task(task), inlined)
-        # one done callback per task (each costs a loop iteration's call_soon)
-        task.add_done_callback(self._task_done if on_done is None else partial(self._task_done_then, on_done))
+        task.add_done_callback(self._task_done)  # one done callback per task: each costs a call_soon
         return task
-
-    def _task_done_then(self, on_done: TaskDoneCallback, task: asyncio.Task[Any]) -> None:
-        on_done(task)  # first: what the task produced gets its end before the bookkeeping
-        self._task_done(task)
 
     def _task_done(self, task: asyncio.Task[Any]) -> None:
         self.context.tasks_in_flight.discard(task)
         tasks = self._tasks
         if tasks is not None:
-            tasks.discard(task)
+            on_done = tasks.pop(task, None)
+            if on_done is not None:
+                on_done(task)  # what the task produced gets its end before the bookkeeping below
         if not task.cancelled():
             exc = task.exception()
             if exc is not None:  # the framework's own tasks deliver their errors: this one is a bug, make it loud
