@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from miniagents import InteractionContext, Message, MiniAgents, miniagent
 from miniagents.ext.sqlite_store import MessageStoreError, SQLiteMessageStore
@@ -281,3 +283,54 @@ async def test_closed_store_refuses_messages_when_hook_is_called(store: SQLiteMe
 def test_constructor_raises_when_path_is_in_memory() -> None:
     with pytest.raises(ValueError, match="file path"):
         SQLiteMessageStore(":memory:")
+
+
+async def test_on_commit_names_only_newly_stored_keys_when_some_were_stored_before(tmp_path: Path) -> None:
+    path = tmp_path / "messages.db"
+    with SQLiteMessageStore(path) as earlier:
+        async with MiniAgents(on_persist_message=earlier.on_persist_message):
+            Message("stored before").as_promise  # noqa: B018
+        await earlier.aflush()
+
+    committed: list[tuple[str, ...]] = []
+    with SQLiteMessageStore(path, on_commit=committed.append) as store:
+        async with MiniAgents(on_persist_message=store.on_persist_message):
+            for text in ("stored before", "new", "new", "also new"):  # two equal instances of "new"
+                Message(text).as_promise  # noqa: B018
+        await store.aflush()
+
+        assert sorted(key for batch in committed for key in batch) == sorted(
+            Message(text).hash_key for text in ("new", "also new")
+        )
+        assert store.count_messages() == 3
+        assert [run.message_count for run in store.runs()] == [1, 3]
+
+
+async def test_interleaved_contexts_are_separate_runs_when_they_persist_at_the_same_time(
+    store: SQLiteMessageStore,
+) -> None:
+    both_started = asyncio.Barrier(2)
+
+    async def run(name: str) -> None:
+        async with MiniAgents(on_persist_message=store.on_persist_message) as context:
+            for number in range(3):
+                Message(f"{name} {number}").as_promise  # noqa: B018
+                await context.aflush_tasks()  # this message reached the hook before the other context's next one
+                if number == 0:
+                    await both_started.wait()
+
+    await within(asyncio.gather(run("first"), run("second")))
+    await store.aflush()
+
+    runs = store.runs()
+    assert [run.message_count for run in runs] == [3, 3]
+    texts = [sorted(store.load_message(key).text or "" for key in store.iter_hash_keys(run.id)) for run in runs]
+    assert sorted(texts) == [[f"{name} {n}" for n in range(3)] for name in ("first", "second")]
+
+
+@settings(max_examples=50, deadline=None)
+@given(batch_size=st.integers(max_value=0) | st.floats() | st.text(max_size=5) | st.booleans() | st.none())
+def test_constructor_raises_naming_batch_size_when_it_is_not_a_positive_int(batch_size: Any) -> None:
+    # checked before the file is opened (opening one in a missing folder would raise MessageStoreError)
+    with pytest.raises(ValueError, match=r"batch_size must be a positive int .* got "):
+        SQLiteMessageStore("/no/such/folder/messages.db", batch_size=batch_size)

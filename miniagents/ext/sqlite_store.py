@@ -11,10 +11,11 @@ Messages are stored git-style, in their externalised form (`Message.serialized`:
 hash keys), content-addressed and deduplicated: `messages(hash_key, class_, serialized)`; `runs(id,
 started_at)` and `run_messages(run_id, hash_key)` record which run persisted what.
 
-The hook only queues the message; one writer thread reads its `hash_key` and `serialized` (the pure,
-public ones: no context is active in that thread, so keys are the short ones; in a context with
-`longer_hash_keys` the hook reads them itself, in that context) and inserts in batches, one transaction
-per batch (WAL mode), so the event loop never waits for the disk. The hook receives nested messages
+The hook only queues the message; one writer thread reads its `serialized` JSON once and its `hash_key`
+(the sha256 of that text, unless the message has computed it already; no context is active in that thread,
+so keys are the short ones; in a context with `longer_hash_keys` the hook reads both itself, in that
+context) and inserts in batches (`executemany`), one transaction per batch (WAL mode), so the event loop
+never waits for the disk. The hook receives nested messages
 before the messages that hold them, and the queue keeps that order: a crash keeps every committed batch,
 and a message is never committed before the messages it references.
 
@@ -28,6 +29,7 @@ import asyncio
 import atexit
 import concurrent.futures
 import contextvars
+import hashlib
 import logging
 import os
 import queue
@@ -43,6 +45,7 @@ from typing import Any
 from miniagents.ext.stored_graph import MessageLoader, RunGraph, StoredCall, StoredRun
 from miniagents.messages import Message
 from miniagents.miniagents import MiniAgents
+from miniagents.promising.ext.frozen import SHORT_HASH_KEY_LENGTH
 from miniagents.promising.promising import Promise, PromisingContext
 
 __all__ = ["SCHEMA_VERSION", "MessageStoreError", "RunGraph", "SQLiteMessageStore", "StoredCall", "StoredRun"]
@@ -84,19 +87,11 @@ class _Run:
     id: int | None = None  # assigned by the writer thread when it records the run
 
 
-@dataclass(frozen=True)
-class _Row:
-    hash_key: str
-    class_: str
-    serialized: str
-
-
-@dataclass(frozen=True)
-class _Write:
-    run: _Run
-    row: _Row | None  # None (and no message): only record the run
-    message: Message | None = None  # a message whose row the writer thread reads (short keys)
-
+_Row = tuple[str, str, str]  # (hash_key, class_, serialized): one row of the messages table
+_Payload = Message | _Row | None
+"""What a queued write carries: a message whose row the writer thread reads (short keys), a row read
+in the persisting context (long keys), or None (only record the run)."""
+_Write = tuple[_Run, _Payload]
 
 _STOP = object()
 _WRITTEN_CACHE_LIMIT = 200_000  # hash keys the writer remembers as stored; past it, it forgets (and re-checks)
@@ -106,7 +101,7 @@ class SQLiteMessageStore:
     """
     A content-addressed message store in one SQLite file (WAL mode), fed by `on_persist_message`.
 
-    `batch_size` caps the messages per transaction. `on_commit(hash_keys)` is called from the writer
+    `batch_size` (a positive int) caps the messages per transaction. `on_commit(hash_keys)` is called from the writer
     thread after each commit with the hash keys it newly stored. `busy_timeout` is how many seconds to
     wait for another connection's lock before giving up (the messages of a batch that could not be
     committed are kept and retried with the next one). Query methods read what is committed (call
@@ -120,13 +115,15 @@ class SQLiteMessageStore:
     def __init__(
         self,
         path: str | os.PathLike[str],
-        batch_size: int = 500,
+        batch_size: int = 2000,
         on_commit: CommitCallback | None = None,
         synchronous: str = "NORMAL",
         busy_timeout: float = 60.0,
     ) -> None:
         if str(path) in ("", ":memory:") or str(path).startswith("file:"):
             raise ValueError("SQLiteMessageStore needs a file path (the writer and readers use separate connections)")
+        if type(batch_size) is not int or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int (messages per transaction), got {batch_size!r:.80}")
         self.path = Path(path)
         self.batch_size = batch_size
         self.busy_timeout = busy_timeout
@@ -134,6 +131,8 @@ class SQLiteMessageStore:
         self._synchronous = synchronous
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._runs: weakref.WeakKeyDictionary[PromisingContext, _Run] = weakref.WeakKeyDictionary()
+        # the run looked up last, by the outermost context (a weak reference): most hook calls need no lock
+        self._last_run: tuple[Callable[[], PromisingContext | None], _Run] = (_nothing, _Run(started_at=0.0))
         self._lock = threading.Lock()  # guards _closed, _writer_failure, _runs and the error lists (held briefly)
         self._reader_lock = threading.Lock()  # guards the reader connection (held while a query reads)
         self._errors: list[str] = []
@@ -154,46 +153,73 @@ class SQLiteMessageStore:
 
     async def on_persist_message(self, promise: Promise[Any], message: Message) -> None:
         """
-        The persistence hook: `MiniAgents(on_persist_message=store.on_persist_message)`. It reads the
-        message's hash key and JSON and queues them; each outermost MiniAgents context it is called in
-        becomes one run. Raises MessageStoreError if the store is closed.
+        The persistence hook: `MiniAgents(on_persist_message=store.on_persist_message)`. It queues the
+        message (its hash key and JSON are read by the writer thread); each outermost MiniAgents context
+        it is called in becomes one run. Raises MessageStoreError if the store is closed.
         """
         context = PromisingContext.get_current_or_none()
-        longer_hash_keys = context is not None and context.longer_hash_keys
-        while context is not None and context.parent is not None:
-            context = context.parent
         if context is None:
-            run = _Run(started_at=time.time())
-        else:
-            with self._lock:
-                run = self._runs.get(context)
-                if run is None:
-                    run = self._runs[context] = _Run(started_at=time.time())
-        self._queue_message(run, message, longer_hash_keys)
+            self._put((_Run(started_at=time.time()), message))
+            return
+        if context.longer_hash_keys:
+            self._queue_with_long_keys(self._run_of(context), message)
+            return
+        self._put((self._run_of(context), message))  # the writer thread reads key and JSON (short keys there)
 
     def attach(self, context: MiniAgents) -> None:
         """Persist every message of `context` (and of contexts nested in it) as one new run."""
         run = _Run(started_at=time.time())
-        self._put(_Write(run, None))
+        self._put((run, None))
 
         async def persist(promise: Promise[Any], message: Message) -> None:
             context = PromisingContext.get_current_or_none()
-            self._queue_message(run, message, context is not None and context.longer_hash_keys)
+            if context is not None and context.longer_hash_keys:
+                self._queue_with_long_keys(run, message)
+            else:
+                self._put((run, message))
 
         context.on_persist_message(persist)
 
-    def _queue_message(self, run: _Run, message: Message, longer_hash_keys: bool) -> None:
-        if not longer_hash_keys:  # the writer thread reads key and JSON: no context is active there, keys are short
-            self._put(_Write(run, None, message))
-            return
-        row = self._row_of(message)  # read here, in the persisting context: long keys, nested ones too
-        if row is not None:
-            self._put(_Write(run, row))
+    def _run_of(self, context: PromisingContext) -> _Run:
+        """The run of the outermost context around `context` (recorded the first time it persists)."""
+        while context.parent is not None:
+            context = context.parent
+        last_context, last_run = self._last_run  # one tuple, read at once: safe from any thread
+        if last_context() is context:
+            return last_run
+        with self._lock:
+            run = self._runs.get(context)
+            if run is None:
+                run = self._runs[context] = _Run(started_at=time.time())
+            self._last_run = (weakref.ref(context), run)
+        return run
 
-    def _row_of(self, message: Message) -> _Row | None:
-        """The stored form of `message` under the key length in force where this runs; None if it has none."""
+    def _queue_with_long_keys(self, run: _Run, message: Message) -> None:
+        # read here, in the persisting context: long keys, nested ones too
+        row = self._row_of(message, lambda: message.hash_key)
+        if row is not None:
+            self._put((run, row))
+
+    def _row_of(self, message: Message, hash_key: Callable[[], str]) -> _Row | None:
+        """The stored form of `message` (its key read by `hash_key()`); None if it has none (error recorded)."""
         try:
-            return _Row(message.hash_key, message.class_, message.serialized)
+            return hash_key(), message.class_, message.serialized
+        except Exception as exc:  # e.g. text with lone surrogates (set behind pydantic's back): this message only
+            self._record_error(f"could not store {message!r:.120}: {type(exc).__name__}: {exc}")
+            return None
+
+    def _short_row_of(self, message: Message) -> _Row | None:
+        """
+        The stored form of `message` under short keys (the writer thread), its JSON made once: the key is
+        the sha256 of that very text (the documented `hash_key`) unless the message has computed it already.
+        """
+        try:
+            serialized = message.serialized
+            if message.hash_key_cached(False):
+                hash_key = message.hash_key_for(False)
+            else:
+                hash_key = hashlib.sha256(serialized.encode("utf-8")).hexdigest()[:SHORT_HASH_KEY_LENGTH]
+            return hash_key, message.class_, serialized
         except Exception as exc:  # e.g. text with lone surrogates (set behind pydantic's back): this message only
             self._record_error(f"could not store {message!r:.120}: {type(exc).__name__}: {exc}")
             return None
@@ -301,60 +327,94 @@ class SQLiteMessageStore:
 
     def _write_until_stopped(self, connection: sqlite3.Connection) -> None:
         written: set[str] = set()  # hash keys known to be stored
-        kept: list[_Write] = []  # writes of a batch that could not be committed: retried with the next batch
+        kept: list[tuple[_Run, _Row | None]] = []  # a batch that could not be committed: retried with the next one
+        get, get_nowait = self._queue.get, self._queue.get_nowait
         running = True
         while running:
-            batch = [self._queue.get()]
-            while len(batch) < self.batch_size:
+            writes = list(kept)
+            flushes: list[concurrent.futures.Future[None]] = []
+            item = get()
+            count = 0
+            while True:
+                if type(item) is tuple:
+                    run, payload = item
+                    if isinstance(payload, Message):
+                        payload = self._short_row_of(payload)
+                        if payload is None:
+                            item = None  # unstorable: left out (the error is recorded)
+                    if item is not None:
+                        writes.append((run, payload))
+                elif item is _STOP:
+                    running = False
+                else:
+                    flushes.append(item)
+                count += 1
+                if count >= self.batch_size:
+                    break
                 try:
-                    batch.append(self._queue.get_nowait())
+                    item = get_nowait()
                 except queue.Empty:
                     break
-            running = _STOP not in batch
             if len(written) > _WRITTEN_CACHE_LIMIT:
                 written.clear()
-            writes = kept + self._with_rows([item for item in batch if isinstance(item, _Write)])
             try:
                 kept = self._write_batch(connection, writes, written, last_attempt=not running)
             except Exception as exc:  # a bug here must not strand the flushes waiting below
                 kept = []
                 self._record_error(f"the writer failed on a batch of {len(writes)} item(s): {exc!r}")
-            for item in batch:
-                if isinstance(item, concurrent.futures.Future):
-                    _release(item)
-
-    def _with_rows(self, writes: list[_Write]) -> list[_Write]:
-        """The writes with the rows of their messages read (outside the transaction); unstorable ones left out."""
-        ready = []
-        for write in writes:
-            if write.message is not None:
-                row = self._row_of(write.message)
-                if row is None:
-                    continue
-                write = _Write(write.run, row)
-            ready.append(write)
-        return ready
+            for flush in flushes:
+                _release(flush)
 
     def _write_batch(
-        self, connection: sqlite3.Connection, writes: list[_Write], written: set[str], last_attempt: bool
-    ) -> list[_Write]:
+        self,
+        connection: sqlite3.Connection,
+        writes: list[tuple[_Run, _Row | None]],
+        written: set[str],
+        last_attempt: bool,
+    ) -> list[tuple[_Run, _Row | None]]:
         """Write one batch in one transaction, then tell `on_commit`; all or nothing. Returns the writes to retry."""
         if not writes:
             return []
-        new_keys: list[str] = []
+        new_rows: list[_Row] = []  # rows not known to be stored (INSERT OR IGNORE: stored ones stay as they are)
         new_runs: list[_Run] = []
+        links: list[tuple[int, str]] = []
+        new_keys: list[str] = []
         try:
             connection.execute("BEGIN IMMEDIATE")
-            for write in writes:
-                self._write_one(connection, write, written, new_keys, new_runs)
+            for run, row in writes:
+                run_id = run.id
+                if run_id is None:
+                    run_id = run.id = connection.execute(
+                        "INSERT INTO runs (started_at) VALUES (?)", (run.started_at,)
+                    ).lastrowid
+                    new_runs.append(run)
+                if row is None:
+                    continue
+                hash_key = row[0]
+                if hash_key not in written:
+                    written.add(hash_key)
+                    new_rows.append(row)
+                links.append((run_id, hash_key))  # type: ignore[arg-type]  # lastrowid of an INSERT is an int
+            if new_rows:
+                if self._on_commit is not None:
+                    stored = _stored_keys(connection, [row[0] for row in new_rows])
+                    new_keys = [row[0] for row in new_rows if row[0] not in stored]
+                connection.executemany(
+                    "INSERT OR IGNORE INTO messages (hash_key, class_, serialized) VALUES (?, ?, ?)", new_rows
+                )
+            if links:
+                connection.executemany("INSERT OR IGNORE INTO run_messages (run_id, hash_key) VALUES (?, ?)", links)
             connection.execute("COMMIT")
-        except sqlite3.Error as exc:  # the disk, the file or a lock, not a message: keep the batch for a retry
+        except BaseException as exc:
             if connection.in_transaction:
                 connection.execute("ROLLBACK")
-            written.difference_update(new_keys)
+            written.difference_update(row[0] for row in new_rows)
             for run in new_runs:
                 run.id = None
-            count = sum(write.row is not None for write in writes)
+            if not isinstance(exc, sqlite3.Error):  # a bug, not the disk, the file or a lock
+                raise
+            # the disk, the file or a lock, not a message: keep the batch for a retry
+            count = sum(row is not None for _, row in writes)
             if last_attempt:
                 self._record_error(f"{count} message(s) were not committed when the store closed: {exc!r}")
                 return []
@@ -367,33 +427,6 @@ class SQLiteMessageStore:
             except Exception as exc:
                 logger.error("on_commit callback %r failed: %r", self._on_commit, exc, exc_info=exc)
         return []
-
-    @staticmethod
-    def _write_one(
-        connection: sqlite3.Connection,
-        write: _Write,
-        written: set[str],
-        new_keys: list[str],
-        new_runs: list[_Run],
-    ) -> None:
-        run = write.run
-        if run.id is None:
-            run.id = connection.execute("INSERT INTO runs (started_at) VALUES (?)", (run.started_at,)).lastrowid
-            new_runs.append(run)
-        row = write.row
-        if row is None:
-            return
-        if row.hash_key not in written:
-            cursor = connection.execute(
-                "INSERT OR IGNORE INTO messages (hash_key, class_, serialized) VALUES (?, ?, ?)",
-                (row.hash_key, row.class_, row.serialized),
-            )
-            written.add(row.hash_key)
-            if cursor.rowcount == 1:
-                new_keys.append(row.hash_key)
-        connection.execute(
-            "INSERT OR IGNORE INTO run_messages (run_id, hash_key) VALUES (?, ?)", (run.id, row.hash_key)
-        )
 
     def _stop_after_failure(self, description: str) -> None:
         """The writer thread is ending unexpectedly: refuse new input and release every waiting flush."""
@@ -552,6 +585,23 @@ def _describe_sqlite_error(path: Path, error: sqlite3.Error, busy_timeout: float
     if "locked" in text or "busy" in text:
         return f"the message store {path} is locked by another connection (waited {busy_timeout:g} s): {text}"
     return f"the message store {path} failed: {type(error).__name__}: {text}"
+
+
+def _stored_keys(connection: sqlite3.Connection, hash_keys: list[str]) -> set[str]:
+    """Which of `hash_keys` the messages table holds already (asked in chunks of bound parameters)."""
+    stored: set[str] = set()
+    for start in range(0, len(hash_keys), _KEYS_PER_QUERY):
+        chunk = hash_keys[start : start + _KEYS_PER_QUERY]
+        sql = f"SELECT hash_key FROM messages WHERE hash_key IN ({', '.join('?' * len(chunk))})"
+        stored.update(key for (key,) in connection.execute(sql, chunk))
+    return stored
+
+
+_KEYS_PER_QUERY = 500  # below SQLite's smallest limit on bound parameters (999 before 3.32)
+
+
+def _nothing() -> None:
+    return None
 
 
 def _release(flush: concurrent.futures.Future[None]) -> None:
