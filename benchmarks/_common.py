@@ -106,3 +106,85 @@ def hash_check(hash_keys: list[str], n_messages: int) -> dict[str, Any]:
         "hash_key_lengths": sorted({len(k) for k in hash_keys}),
         "fields_per_message": FIELDS_PER_MESSAGE,
     }
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# message store: the schema the store creates (the floor writes into the very same tables) and the check
+# --------------------------------------------------------------------------------------------------------------------
+
+# the DDL of miniagents.ext.sqlite_store (schema version 1); the check below digests the schema of the written file,
+# so a floor that writes into different tables than the store shows MISMATCH
+STORE_SCHEMA = """
+CREATE TABLE messages (
+    hash_key TEXT PRIMARY KEY,
+    class_ TEXT NOT NULL,
+    serialized TEXT NOT NULL
+);
+CREATE INDEX messages_by_class ON messages (class_);
+CREATE TABLE runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    started_at REAL NOT NULL
+);
+CREATE TABLE run_messages (
+    run_id INTEGER NOT NULL REFERENCES runs (id),
+    hash_key TEXT NOT NULL REFERENCES messages (hash_key),
+    PRIMARY KEY (run_id, hash_key)
+) WITHOUT ROWID;
+"""
+STORE_PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL")  # what the store sets (its defaults)
+
+
+def store_check(path: str) -> dict[str, Any]:
+    """What a written message store holds: row counts, a digest of every (key, class, JSON) row and of the schema."""
+    import hashlib  # pylint: disable=import-outside-toplevel
+    import sqlite3  # pylint: disable=import-outside-toplevel
+
+    connection = sqlite3.connect(path)
+    try:
+        rows = connection.execute("SELECT hash_key, class_, serialized FROM messages ORDER BY hash_key").fetchall()
+        links = connection.execute("SELECT count(*), count(DISTINCT run_id) FROM run_messages").fetchone()
+        runs = connection.execute("SELECT count(*) FROM runs").fetchone()[0]
+        schema = connection.execute(
+            "SELECT type, name, tbl_name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY name"
+        ).fetchall()
+    finally:
+        connection.close()
+    digest = hashlib.sha256()
+    for row in rows:
+        digest.update("\x00".join(row).encode("utf-8", "surrogatepass"))
+    return {
+        "messages": len(rows),
+        "run_messages": links[0],
+        "runs": runs,
+        "runs_linked": links[1],
+        "rows_sha256": digest.hexdigest()[:16],
+        "schema_sha256": hashlib.sha256(
+            repr([tuple(" ".join((s or "").split()) for s in r) for r in schema]).encode()
+        ).hexdigest()[:16],
+    }
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# memory probes (between the timed parts of a workload)
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def current_rss_kb() -> int:
+    """The resident set size now (not the peak), in KB (Linux: /proc/self/statm)."""
+    import os  # pylint: disable=import-outside-toplevel
+
+    with open("/proc/self/statm", encoding="ascii") as statm:
+        resident_pages = int(statm.read().split()[1])
+    return resident_pages * os.sysconf("SC_PAGE_SIZE") // 1024
+
+
+def count_live(cls: type) -> tuple[int, int]:
+    """(live instances of `cls`, all objects the garbage collector tracks), after a full collection."""
+    import gc  # pylint: disable=import-outside-toplevel
+
+    gc.collect()
+    objects = gc.get_objects()
+    try:
+        return sum(1 for obj in objects if isinstance(obj, cls)), len(objects)
+    finally:
+        del objects

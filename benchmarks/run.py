@@ -44,23 +44,59 @@ LABEL_TO_IMPL = {**{v: k for k, v in LABELS.items()}, **{k: k for k in LABELS}}
 
 
 class Workload:
-    def __init__(self, name: str, worker_name: str, size: str, quick_size: str, title: str) -> None:
+    def __init__(
+        self, name: str, worker_name: str, size: str, quick_size: str, title: str, impls: tuple[str, ...] = ()
+    ) -> None:
         self.name = name
         self.worker_name = worker_name
         self.size = size
         self.quick_size = quick_size
         self.title = title  # may contain {size}
+        self.impls = impls or tuple(IMPLS)  # the implementations that have this workload (the others show "-")
 
 
+OURS_AND_FLOOR = ("asyncio", "ours")
 WORKLOADS = [
     Workload("relay", "relay", "100000", "10000", "token relay: {size} tokens, producer -> 3 relays -> consumer"),
     Workload("fanout_5k", "fanout", "5000", "500", "fan-out: {size} parallel sub-agent calls"),
     Workload("fanout_10k", "fanout", "10000", "1000", "fan-out: {size} parallel sub-agent calls"),
+    Workload(
+        "fanout_100k", "fanout", "100000", "10000", "fan-out: {size} parallel sub-agent calls", impls=OURS_AND_FLOOR
+    ),
     Workload("fanin", "fanin", "200x500", "20x100", "fan-in: {size} (producers x tokens) -> 1 consumer"),
     Workload("nesting", "nesting", "200", "50", "deep nesting: {size} levels"),
     Workload("replay", "replay", "50000x10", "5000x10", "replay: {size} (tokens x concurrent consumers)"),
     Workload("hash", "hash", "2000", "200", "freeze+hash: {size} nested Messages (~200 fields)"),
-    Workload("import", "import", "1", "1", "import time (public API, fresh process)"),
+    Workload("import", "import", "1", "1", "import time (public API, fresh process; floor: asyncio + pydantic)"),
+    Workload(
+        "store",
+        "store",
+        "10000",
+        "1000",
+        "store: the messages of a {size}-call run persisted (floor: sqlite3 executemany, one transaction)",
+        impls=OURS_AND_FLOOR,
+    ),
+    Workload("store_run", "store_run", "10000", "1000", "store attached to a {size}-call fan-out", impls=("ours",)),
+    Workload(
+        "cell_fanout",
+        "cell_fanout",
+        "8000",
+        "800",
+        "notebook cell: {size} parallel calls in a RunScope",
+        impls=("ours",),
+    ),
+    Workload(
+        "toplevel_fanout",
+        "toplevel_fanout",
+        "8000",
+        "800",
+        "{size} parallel top-level calls (no scope)",
+        impls=OURS_AND_FLOOR,
+    ),
+    Workload(
+        "tree_rounds", "tree_rounds", "20x5000", "3x500", "MessageTree, then {size} (rounds x calls)", impls=("ours",)
+    ),
+    Workload("rounds", "rounds", "20x5000", "3x500", "the same rounds without a tree", impls=("ours",)),
 ]
 WORKLOADS_BY_NAME = {w.name: w for w in WORKLOADS}
 METRICS = {"wall": "seconds", "cpu": "cpu_seconds"}
@@ -227,6 +263,7 @@ def main() -> int:
             for impl in impls
         },
         "cache_dir": str(cache_dir),
+        "machine": machine_description(sys.executable),
     }
 
     if not args.no_warmup:
@@ -243,12 +280,14 @@ def main() -> int:
         w.name: {impl.key: [] for impl in impls} for w in selected_workloads
     }
     timed_out: set[tuple[str, str]] = set()
-    total = repeat * len(selected_workloads) * len(runnable)
+    total = repeat * sum(1 for w in selected_workloads for impl in runnable if impl.key in w.impls)
     done = 0
     for rep in range(repeat):
         order = runnable[rep % len(runnable) :] + runnable[: rep % len(runnable)] if runnable else []
         for workload in selected_workloads:
             for impl in order:
+                if impl.key not in workload.impls:
+                    continue
                 done += 1
                 if (workload.name, impl.key) in timed_out:
                     results[workload.name][impl.key].append({"error": "skipped (timed out before)"})
@@ -374,9 +413,11 @@ def build_report(workloads, sizes, impls, results, metric: str = "seconds") -> d
 
         cells = {}
         for impl in impls:
-            runs = per_impl[impl.key]
+            runs = per_impl.get(impl.key, [])
             cell: dict[str, Any] = {"runs": len(runs)}
-            if impl.unavailable:
+            if impl.key not in workload.impls:
+                cell.update(status="skip", note="not a workload of this implementation")
+            elif impl.unavailable:
                 cell.update(status="n/a", note=impl.unavailable)
             elif not runs:
                 cell.update(status="n/a", note="not run")
@@ -416,16 +457,22 @@ def build_report(workloads, sizes, impls, results, metric: str = "seconds") -> d
         }
 
     wl = report["workloads"]
-    if "fanout_5k" in wl and "fanout_10k" in wl:
-        scaling = {}
-        for impl in impls:
-            a, b = wl["fanout_5k"]["cells"][impl.key], wl["fanout_10k"]["cells"][impl.key]
-            if a.get("status") == "ok" and b.get("status") == "ok" and a["median"] > 0:
-                scaling[impl.key] = b["median"] / a["median"]
-        report["derived"]["fanout_scaling"] = {
-            "title": f"fan-out scaling t({wl['fanout_10k']['size']})/t({wl['fanout_5k']['size']}) (2.0 = linear)",
-            "values": scaling,
-        }
+    for key, small, large in (
+        ("fanout_scaling", "fanout_5k", "fanout_10k"),
+        ("fanout_scaling_100k", "fanout_10k", "fanout_100k"),
+    ):
+        if small in wl and large in wl:
+            scaling = {}
+            for impl in impls:
+                a, b = wl[small]["cells"][impl.key], wl[large]["cells"][impl.key]
+                if a.get("status") == "ok" and b.get("status") == "ok" and a["median"] > 0:
+                    scaling[impl.key] = b["median"] / a["median"]
+            linear = int(wl[large]["size"]) / int(wl[small]["size"])
+            report["derived"][key] = {
+                "title": f"fan-out scaling t({wl[large]['size']})/t({wl[small]['size']}) ({linear:.1f} = linear)",
+                "values": scaling,
+                "linear": linear,
+            }
     if "fanout_5k" in wl:
         per_call = {}
         for impl in impls:
@@ -436,7 +483,243 @@ def build_report(workloads, sizes, impls, results, metric: str = "seconds") -> d
             "title": f"peak-RSS growth per agent call, fan-out {wl['fanout_5k']['size']} (bytes)",
             "values": per_call,
         }
+    rounds = {}
+    for name in ("tree_rounds", "rounds"):
+        if name in wl and wl[name]["cells"].get("ours", {}).get("status") == "ok":
+            rounds[name] = _median_rounds([r for r in results[name]["ours"] if "error" not in r], metric)
+    if rounds:
+        report["derived"]["rounds"] = rounds
+    report["targets"] = build_targets(report)
     return report
+
+
+def _median_rounds(runs: list[dict[str, Any]], metric: str) -> list[dict[str, Any]]:
+    """Per round, the median over the runs of each probe (time in `metric`, live messages, RSS...)."""
+    per_run = [r["extra"]["rounds"] for r in runs if r.get("extra") and r["extra"].get("rounds")]
+    if not per_run:
+        return []
+    medians = []
+    for index in range(min(len(rounds) for rounds in per_run)):
+        row: dict[str, Any] = {"round": index + 1}
+        for key in ("seconds", "cpu_seconds", "live_messages", "gc_objects", "tree_calls", "rss_kb"):
+            values = [rounds[index][key] for rounds in per_run if rounds[index].get(key) is not None]
+            row[key] = statistics.median(values) if values else None
+        row["time"] = row[metric]
+        medians.append(row)
+    return medians
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# targets (issue 14): every workload against its floor
+# ----------------------------------------------------------------------------------------------------------------------
+
+MEMORY_PER_CALL_TARGET = 3200  # bytes of peak RSS per agent call (the 0.0.x-era figure, "3.2 KB")
+LINEAR_TOLERANCE = 1.10  # "no superlinear growth": the per-call time at 100k within 10% of the one at 10k
+
+
+def _median(report: dict[str, Any], workload: str, impl: str) -> float | None:
+    cell = report["workloads"].get(workload, {}).get("cells", {}).get(impl)
+    return cell["median"] if cell and cell.get("status") == "ok" else None
+
+
+def build_targets(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per target: what is compared with what, the two numbers, the ratio (or difference) and the verdict."""
+    rows: list[dict[str, Any]] = []
+
+    def size(workload: str) -> str:
+        text = report["workloads"].get(workload, {}).get("size", "?")
+        return " x ".join(f"{int(part):,}" for part in text.split("x")) if text[:1].isdigit() else text
+
+    def ratio_row(
+        label: str,
+        workload: str,
+        limit: float | None,
+        floor_workload: str | None = None,
+        floor_impl: str = "asyncio",
+        ours_impl: str = "ours",
+        floor_label: str = "asyncio",
+    ) -> None:
+        if workload not in report["workloads"] or (floor_workload or workload) not in report["workloads"]:
+            return
+        ours = _median(report, workload, ours_impl)
+        floor = _median(report, floor_workload or workload, floor_impl)
+        value = ours / floor if ours is not None and floor else None
+        rows.append(
+            {
+                "label": label,
+                "floor_label": floor_label,
+                "floor": floor,
+                "ours": ours,
+                "kind": "ratio",
+                "value": value,
+                "target": f"<= {limit:g}x" if limit is not None else "none set",
+                "met": None if value is None or limit is None else value <= limit,
+            }
+        )
+
+    ratio_row(f"fan-out, {size('fanout_5k')} calls", "fanout_5k", 3)
+    ratio_row(f"fan-out, {size('fanout_10k')} calls", "fanout_10k", 3)
+    ratio_row(f"fan-out, {size('fanout_100k')} calls (one process)", "fanout_100k", 3)
+    scaling = report["derived"].get("fanout_scaling_100k")
+    if scaling:
+        value, linear = scaling["values"].get("ours"), scaling["linear"]
+        floor_value = scaling["values"].get("asyncio")
+        rows.append(
+            {
+                "label": f"fan-out growth t({size('fanout_100k')})/t({size('fanout_10k')})",
+                "floor_label": f"linear = {linear:g}",
+                "floor": None,
+                "floor_text": f"asyncio {floor_value:.2f}" if floor_value else "-",
+                "ours": None,
+                "kind": "plain",
+                "value": value,
+                "target": f"<= {linear * LINEAR_TOLERANCE:g} (linear +10%)",
+                "met": None if value is None else value <= linear * LINEAR_TOLERANCE,
+            }
+        )
+    ratio_row(f"deep nesting, {size('nesting')} levels", "nesting", 3)
+    ratio_row(f"replay, {size('replay')} (tokens x consumers)", "replay", 1.2, floor_label="hand-written replay buffer")
+    ratio_row(
+        f"freeze + hash, {size('hash')} nested messages", "hash", 1.3, floor_label="hand-written json.dumps + sha256"
+    )
+    ours, floor = _median(report, "import", "ours"), _median(report, "import", "asyncio")
+    diff = ours - floor if ours is not None and floor is not None else None
+    if "import" in report["workloads"]:
+        rows.append(
+            {
+                "label": "import of the public API",
+                "floor_label": "import asyncio + pydantic.BaseModel",
+                "floor": floor,
+                "ours": ours,
+                "kind": "difference",
+                "value": diff,
+                "target": "<= +30 ms",
+                "met": None if diff is None else diff <= 0.030,
+            }
+        )
+    per_call = report["derived"].get("bytes_per_call", {}).get("values", {})
+    value = per_call.get("ours")
+    if per_call:
+        rows.append(
+            {
+                "label": f"peak memory per agent call (fan-out {size('fanout_5k')})",
+                "floor_label": "asyncio task",
+                "floor": None,
+                "floor_text": f"{per_call['asyncio']:,.0f} B" if "asyncio" in per_call else "-",
+                "ours": None,
+                "kind": "bytes",
+                "value": value,
+                "target": f"<= {MEMORY_PER_CALL_TARGET:,} B",
+                "met": None if value is None else value <= MEMORY_PER_CALL_TARGET,
+            }
+        )
+    ratio_row(
+        f"store: persisting the messages of a {size('store')}-call run",
+        "store",
+        2,
+        floor_label="sqlite3 executemany, one transaction",
+    )
+    run_with, run_without = _median(report, "store_run", "ours"), _median(report, "fanout_10k", "ours")
+    store_floor = _median(report, "store", "asyncio")
+    overhead = run_with - run_without if run_with is not None and run_without is not None else None
+    if "store_run" in report["workloads"]:
+        rows.append(
+            {
+                "label": "store attached to the run: t(run + store) - t(run)",
+                "floor_label": "sqlite3 executemany",
+                "floor": store_floor,
+                "ours": overhead,
+                "kind": "ratio",
+                "value": overhead / store_floor if overhead is not None and store_floor else None,
+                "target": "none set (what a user feels)",
+                "met": None,
+            }
+        )
+    ratio_row(
+        f"notebook cell: {size('cell_fanout')} parallel calls",
+        "cell_fanout",
+        1.5,
+        floor_workload="toplevel_fanout",
+        floor_impl="ours",
+        floor_label="the same calls outside a cell",
+    )
+    ratio_row(f"{size('toplevel_fanout')} parallel top-level calls", "toplevel_fanout", 3)
+    ratio_row(
+        f"MessageTree over {size('tree_rounds')} (rounds x calls)",
+        "tree_rounds",
+        None,
+        floor_workload="rounds",
+        floor_impl="ours",
+        floor_label="the same rounds, no tree",
+    )
+    ratio_row(f"token relay, {size('relay')} tokens", "relay", None)
+    ratio_row(f"fan-in, {size('fanin')} (producers x tokens)", "fanin", None)
+    return rows
+
+
+def _target_value_text(row: dict[str, Any]) -> str:
+    value = row["value"]
+    if value is None:
+        return "n/a"
+    if row["kind"] == "ratio":
+        return f"{value:.2f}x"
+    if row["kind"] == "difference":
+        return f"{value * 1000:+.1f} ms"
+    if row["kind"] == "bytes":
+        return f"{value:,.0f} B"
+    return f"{value:.2f}"
+
+
+def render_targets(report: dict[str, Any]) -> list[str]:
+    metric = "CPU time" if report.get("metric") == "cpu_seconds" else "wall time"
+    lines = [
+        f"Targets ({metric}; ours against its floor):",
+        "",
+        "| workload | floor | floor | ours | ours vs floor | target | met |",
+        "|---|---|---:|---:|---:|---|---|",
+    ]
+    for row in report.get("targets", []):
+        floor = row.get("floor_text") or (_fmt_seconds(row["floor"]) if row["floor"] is not None else "-")
+        ours = _fmt_seconds(row["ours"]) if row["ours"] is not None else "-"
+        met = {True: "yes", False: "**no**", None: "-"}[row["met"]]
+        lines.append(
+            f"| {row['label']} | {row['floor_label']} | {floor} | {ours} | {_target_value_text(row)} | "
+            f"{row['target']} | {met} |"
+        )
+    return lines
+
+
+def render_rounds(report: dict[str, Any]) -> list[str]:
+    rounds = report["derived"].get("rounds")
+    if not rounds:
+        return []
+    with_tree, without = rounds.get("tree_rounds", []), rounds.get("rounds", [])
+    count = max(len(with_tree), len(without))
+    shown = sorted({1, 2, *range(5, count + 1, 5), count} & set(range(1, count + 1)))
+    lines = [
+        "Rounds in one long-lived context (a kernel): a MessageTree created once, then rounds of a fan-out; "
+        "probes after each round (medians over the runs):",
+        "",
+        "| round | with tree: round time | live Messages | tree call records | gc objects | RSS | "
+        "no tree: round time | live Messages | gc objects | RSS |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+
+    def part(rows: list[dict[str, Any]], number: int, tree: bool) -> list[str]:
+        if number > len(rows):
+            return ["-"] * (5 if tree else 4)
+        row = rows[number - 1]
+        cells = [_fmt_seconds(row["time"]), f"{row['live_messages']:,.0f}"]
+        if tree:
+            cells.append(f"{row['tree_calls']:,.0f}" if row["tree_calls"] is not None else "-")
+        cells += [f"{row['gc_objects']:,.0f}", f"{row['rss_kb'] / 1024:,.0f} MB"]
+        return cells
+
+    for number in shown:
+        lines.append(
+            "| " + " | ".join([str(number), *part(with_tree, number, True), *part(without, number, False)]) + " |"
+        )
+    return lines
 
 
 def _fmt_seconds(seconds: float) -> str:
@@ -460,7 +743,7 @@ def render_markdown(report: dict[str, Any], impls: list[Impl], meta: dict[str, A
     present = {impl.key for impl in impls}
 
     def cell_text(cell: dict[str, Any] | None, key: str, workload: str) -> str:
-        if cell is None or key not in present:
+        if cell is None or key not in present or cell["status"] == "skip":
             return "-"
         if cell["status"] == "ok":
             return _fmt_seconds(cell["median"])
@@ -480,7 +763,11 @@ def render_markdown(report: dict[str, Any], impls: list[Impl], meta: dict[str, A
             row.append(_fmt_ratio(medians.get("ours"), medians.get(other)))
         lines.append("| " + " | ".join(row) + " |")
 
-    for key_name, fmt in (("fanout_scaling", lambda v: f"{v:.2f}"), ("bytes_per_call", lambda v: f"{v:,.0f}")):
+    for key_name, fmt in (
+        ("fanout_scaling", lambda v: f"{v:.2f}"),
+        ("fanout_scaling_100k", lambda v: f"{v:.2f}"),
+        ("bytes_per_call", lambda v: f"{v:,.0f}"),
+    ):
         derived = report["derived"].get(key_name)
         if not derived:
             continue
@@ -497,9 +784,16 @@ def render_markdown(report: dict[str, Any], impls: list[Impl], meta: dict[str, A
         f"MiniAgents benchmarks - {metric}, median of {meta['repeat']} run(s) per cell, each run a fresh process"
         f"{' (QUICK sizes)' if meta['quick'] else ''}; ratios < 1 mean ours is faster / smaller.",
         "",
+        *render_targets(report),
+        "",
+        "All the measurements (`-`: not a workload of that implementation):",
+        "",
         *lines,
         "",
     ]
+    rounds = render_rounds(report)
+    if rounds:
+        out += [*rounds, ""]
     spreads = []
     for name, data in report["workloads"].items():
         for key, cell in data["cells"].items():
@@ -529,7 +823,59 @@ def render_markdown(report: dict[str, Any], impls: list[Impl], meta: dict[str, A
             out.append(f"- {label}: n/a ({info['unavailable']})")
         else:
             out.append(f"- {label}: {info['python']}")
+    machine = meta.get("machine")
+    if machine:
+        out += ["", "Machine: " + "; ".join(f"{key} {value}" for key, value in machine.items())]
     return "\n".join(out) + "\n"
+
+
+def machine_description(python: str) -> dict[str, Any]:
+    """What the numbers were measured on: CPU, cores, RAM, OS, Python, the libraries that matter, the commit."""
+    import platform  # pylint: disable=import-outside-toplevel
+
+    def read(path: str) -> str:
+        try:
+            return Path(path).read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
+
+    cpuinfo = read("/proc/cpuinfo")
+    models = [line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")]
+    mem_kb = next(
+        (int(line.split()[1]) for line in read("/proc/meminfo").splitlines() if line.startswith("MemTotal")), 0
+    )
+    os_name = next(
+        (
+            line.split("=", 1)[1].strip().strip('"')
+            for line in read("/etc/os-release").splitlines()
+            if line.startswith("PRETTY_NAME=")
+        ),
+        platform.system(),
+    )
+    versions = subprocess.run(
+        [python, "-c", "import sqlite3, pydantic; print(pydantic.VERSION, sqlite3.sqlite_version)"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.split()
+
+    def git(*args: str) -> str:
+        result = subprocess.run(["git", "-C", str(REPO_ROOT), *args], capture_output=True, text=True, check=False)
+        return result.stdout.rstrip("\n")
+
+    changed = git("status", "--porcelain", "--untracked-files=no", "--", "miniagents", "benchmarks")
+    return {
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
+        "cpu": f"{models[0] if models else platform.processor() or 'unknown'}",
+        "logical_cpus": os.cpu_count(),
+        "ram": f"{mem_kb / 1024 / 1024:.1f} GiB",
+        "os": f"{os_name} (kernel {platform.release()}, {platform.machine()})",
+        "python": f"{platform.python_implementation()} {platform.python_version()} ({python})",
+        "pydantic": versions[0] if versions else None,
+        "sqlite": versions[1] if len(versions) > 1 else None,
+        "commit": git("rev-parse", "--short", "HEAD")
+        + (f" + uncommitted changes in {', '.join(line[3:] for line in changed.splitlines())}" if changed else ""),
+    }
 
 
 def _loadavg() -> str | None:

@@ -7,7 +7,8 @@ Usage (normally invoked by run.py, with the right interpreter / PYTHONPATH for t
 
     python benchmarks/worker.py IMPL WORKLOAD SIZE
     IMPL     = asyncio | ours | v0013 | v0035
-    WORKLOAD = relay | fanout | fanin | nesting | replay | hash | import
+    WORKLOAD = relay | fanout | fanin | nesting | replay | hash | import | store | store_run | cell_fanout
+               | toplevel_fanout | tree_rounds | rounds
 
 Only the workload itself is timed (time.perf_counter): the returned callable creates the event loop, enters and
 leaves `MiniAgents()` (framework implementations) and runs the work; interpreter start-up, imports and data
@@ -36,7 +37,10 @@ def _time_import(impl: str) -> tuple[float, float, str]:
 
 def _import_api(impl: str) -> str:
     if impl == "asyncio":
+        # the floor of the package's import: the event loop and pydantic's models, which MiniAgents builds on
         import asyncio  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
+
+        from pydantic import BaseModel  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
 
         return "n/a"
 
@@ -71,6 +75,7 @@ def main() -> None:
         seconds, cpu_seconds, api_import = _time_import(impl)
         check: object = "ok"
         rss_before_kb = None
+        extra = None
     else:
         import gc  # pylint: disable=import-outside-toplevel
         import importlib  # pylint: disable=import-outside-toplevel
@@ -84,8 +89,18 @@ def main() -> None:
         gc.collect()
         rss_before_kb = _maxrss_kb()
         start, cpu_start = time.perf_counter(), time.process_time()
-        check = run()
+        result = run()
         seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
+        # optional, untimed: `run.after(result)` makes the check (closing files, reading them back)
+        after = getattr(run, "after", None)
+        check = after(result) if after is not None else result
+        # optional: `run.extra` (filled by the run) carries per-round data; a workload that probes between its
+        # timed parts reports their sum as `seconds` / `cpu_seconds` there (the whole region is kept as well)
+        extra = getattr(run, "extra", None)
+        if extra and "seconds" in extra:
+            region_seconds, region_cpu_seconds = seconds, cpu_seconds
+            seconds, cpu_seconds = extra.pop("seconds"), extra.pop("cpu_seconds")
+            extra.update(region_seconds=region_seconds, region_cpu_seconds=region_cpu_seconds)
 
     peak_rss_kb = _maxrss_kb()
 
@@ -100,6 +115,7 @@ def main() -> None:
                 "peak_rss_kb": peak_rss_kb,
                 "rss_before_kb": rss_before_kb,
                 "check": check,
+                "extra": extra,
                 "impl": impl,
                 "workload": workload,
                 "size": size,

@@ -191,3 +191,57 @@ def bench_hash(size: str) -> Callable[[], Any]:
         return hash_check(hash_keys, n)
 
     return run
+
+
+def bench_toplevel_fanout(size: str) -> Callable[[], Any]:
+    """The same as `bench_fanout` (in plain asyncio every task is top-level)."""
+    return bench_fanout(size)
+
+
+def bench_store(size: str) -> Callable[[], Any]:
+    """
+    The floor of the message store: the very rows the store writes for a fan-out of `n` calls (hash key, class,
+    serialized JSON of every persisted message, in the order the store receives them), written with plain sqlite3
+    into the store's schema with the store's pragmas, `executemany` in ONE transaction, plus the run row and the
+    run's links. The rows are made before the timed part (by MiniAgents from this repo: its texts are the data);
+    timed: the transaction only.
+    """
+    import os  # pylint: disable=import-outside-toplevel
+    import sqlite3  # pylint: disable=import-outside-toplevel
+    import sys  # pylint: disable=import-outside-toplevel
+    import time  # pylint: disable=import-outside-toplevel
+
+    from _common import STORE_PRAGMAS, STORE_SCHEMA, store_check  # pylint: disable=import-outside-toplevel
+
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repo, for the data only
+    # pylint: disable=import-outside-toplevel
+    from workloads_ours import _fresh_db_path, _remove_db, persisted_messages_of_fanout
+
+    (n,) = parse_size(size)
+    rows = [(message.hash_key, message.class_, message.serialized) for _, message in persisted_messages_of_fanout(n)]
+    path = _fresh_db_path()
+    connection = sqlite3.connect(path, isolation_level=None)
+    for pragma in STORE_PRAGMAS:
+        connection.execute(pragma)
+    for statement in STORE_SCHEMA.split(";"):
+        if statement.strip():
+            connection.execute(statement)
+
+    def run() -> None:
+        connection.execute("BEGIN IMMEDIATE")
+        run_id = connection.execute("INSERT INTO runs (started_at) VALUES (?)", (time.time(),)).lastrowid
+        connection.executemany("INSERT OR IGNORE INTO messages (hash_key, class_, serialized) VALUES (?, ?, ?)", rows)
+        connection.executemany(
+            "INSERT OR IGNORE INTO run_messages (run_id, hash_key) VALUES (?, ?)", [(run_id, row[0]) for row in rows]
+        )
+        connection.execute("COMMIT")
+
+    def after(_: None) -> Any:
+        connection.close()
+        try:
+            return store_check(path)
+        finally:
+            _remove_db(path)
+
+    run.after = after  # type: ignore[attr-defined]
+    return run

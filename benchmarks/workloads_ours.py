@@ -14,7 +14,17 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from _common import build_message, hash_check, make_tokens, parse_count_reply, parse_size, tokens_check
+from _common import (
+    build_message,
+    count_live,
+    current_rss_kb,
+    hash_check,
+    make_tokens,
+    parse_count_reply,
+    parse_size,
+    store_check,
+    tokens_check,
+)
 
 try:
     # the documented (0.0.13-style) top-level API, which our package exposes
@@ -125,8 +135,7 @@ def bench_fanout(size: str) -> Callable[[], Any]:
     async def amain():
         async with MiniAgents():
             replies = await fanout_agent.inquire(n=n).aresolve_messages()
-        texts = [str(reply) for reply in replies]
-        return {"replies": len(texts), "chars": sum(map(len, texts)), "last": texts[-1]}
+        return _fanout_check([str(reply) for reply in replies])
 
     return lambda: asyncio.run(amain())
 
@@ -188,3 +197,204 @@ def bench_hash(size: str) -> Callable[[], Any]:
         return hash_check(hash_keys, n)
 
     return lambda: asyncio.run(amain())
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# workloads only "ours" runs (the message store and the notebook layer are not in the published versions; their
+# imports happen inside the functions, so that 0.0.13 can still import this module)
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def _fanout_check(texts: list[str]) -> dict[str, Any]:
+    return {"replies": len(texts), "chars": sum(map(len, texts)), "last": texts[-1]}
+
+
+def persisted_messages_of_fanout(n: int) -> list[tuple[Any, Any]]:
+    """
+    The (promise, message) pairs a persistence hook receives during a fan-out of `n` sub-agent calls, in the order
+    it receives them (nested messages first). Nothing reads their hash keys or JSON here: as in a real run, the
+    store is the first to ask for them.
+    """
+    pairs: list[tuple[Any, Any]] = []
+
+    async def collect(promise: Any, message: Any) -> None:
+        pairs.append((promise, message))
+
+    async def amain() -> None:
+        async with MiniAgents(on_persist_message=collect):
+            await fanout_agent.inquire(n=n).aresolve_messages()
+
+    asyncio.run(amain())
+    return pairs
+
+
+def _fresh_db_path() -> str:
+    import os  # pylint: disable=import-outside-toplevel
+    import tempfile  # pylint: disable=import-outside-toplevel
+
+    return os.path.join(tempfile.mkdtemp(prefix="miniagents-bench-"), "messages.db")
+
+
+def _remove_db(path: str) -> None:
+    import shutil  # pylint: disable=import-outside-toplevel
+    from pathlib import Path  # pylint: disable=import-outside-toplevel
+
+    shutil.rmtree(Path(path).parent, ignore_errors=True)
+
+
+def bench_store(size: str) -> Callable[[], Any]:
+    """
+    The store persists the messages of a fan-out of `n` calls (30,002 for 10,000 calls), fed through its hook in the
+    order MiniAgents feeds them, until `aflush()` says all is committed. Timed: the hook calls, reading every
+    message's JSON and hash key (not computed before, as in a real run), the batches. Not timed: producing the
+    messages (the run), opening the file, closing the store, the check.
+    """
+    from miniagents.ext.sqlite_store import SQLiteMessageStore  # pylint: disable=import-outside-toplevel
+
+    (n,) = parse_size(size)
+    pairs = persisted_messages_of_fanout(n)
+    path = _fresh_db_path()
+    store = SQLiteMessageStore(path)
+
+    async def amain() -> None:
+        async with MiniAgents():
+            hook = store.on_persist_message
+            for promise, message in pairs:
+                await hook(promise, message)
+            await store.aflush()
+
+    def run() -> None:
+        asyncio.run(amain())
+
+    def after(_: None) -> Any:
+        store.close()
+        try:
+            return store_check(path)
+        finally:
+            _remove_db(path)
+
+    run.after = after  # type: ignore[attr-defined]
+    return run
+
+
+def bench_store_run(size: str) -> Callable[[], Any]:
+    """A fan-out of `n` calls with the store attached (`on_persist_message`), until `aflush()` returns."""
+    from miniagents.ext.sqlite_store import SQLiteMessageStore  # pylint: disable=import-outside-toplevel
+
+    (n,) = parse_size(size)
+    path = _fresh_db_path()
+    store = SQLiteMessageStore(path)
+
+    async def amain() -> int:
+        async with MiniAgents(on_persist_message=store.on_persist_message):
+            replies = await fanout_agent.inquire(n=n).aresolve_messages()
+        await store.aflush()
+        return len(replies)
+
+    def run() -> int:
+        return asyncio.run(amain())
+
+    def after(replies: int) -> Any:
+        store.close()
+        try:
+            return {"replies": replies, **store_check(path)}
+        finally:
+            _remove_db(path)
+
+    run.after = after  # type: ignore[attr-defined]
+    return run
+
+
+def _bench_toplevel(size: str, in_cell: bool) -> Callable[[], Any]:
+    (n,) = parse_size(size)
+    if in_cell:
+        # pylint: disable=import-outside-toplevel
+        from miniagents.notebook.run_scope import RunScope, attribute_calls_to_scopes, current_scope
+
+    async def amain() -> Any:
+        async with MiniAgents() as context:
+            if in_cell:  # what a notebook cell does: its calls are attributed to the cell's scope
+                attribute_calls_to_scopes(context)
+                current_scope.set(RunScope("cell"))
+            calls = [sub_agent.inquire(i=i) for i in range(n)]  # made outside any agent, like a cell's code
+            texts = [str(message) for call in calls for message in await call.aresolve_messages()]
+        return _fanout_check(texts)
+
+    return lambda: asyncio.run(amain())
+
+
+def bench_cell_fanout(size: str) -> Callable[[], Any]:
+    """`n` parallel top-level calls made while a notebook cell's RunScope is current (the calls join the scope)."""
+    return _bench_toplevel(size, in_cell=True)
+
+
+def bench_toplevel_fanout(size: str) -> Callable[[], Any]:
+    """The same `n` parallel top-level calls outside any notebook scope."""
+    return _bench_toplevel(size, in_cell=False)
+
+
+def _bench_rounds(size: str, with_tree: bool) -> Callable[[], Any]:
+    """
+    One MiniAgents context (a notebook kernel's), optionally one MessageTree created at the start, then `rounds`
+    rounds of a fan-out of `n` calls. After each round (outside the timed part): live Message instances, objects
+    tracked by the garbage collector, the tree's call records and the current RSS. The reported time is the sum
+    of the rounds (the probes excluded).
+    """
+    import gc  # pylint: disable=import-outside-toplevel
+    import time  # pylint: disable=import-outside-toplevel
+
+    from miniagents.notebook import MessageTree  # pylint: disable=import-outside-toplevel
+
+    rounds, n = parse_size(size)
+    extra: dict[str, Any] = {}
+
+    async def amain() -> list[dict[str, Any]]:
+        per_round = []
+        async with MiniAgents():
+            tree = MessageTree() if with_tree else None
+            for number in range(rounds):
+                wall, cpu = time.perf_counter(), time.process_time()
+                replies = await fanout_agent.inquire(n=n).aresolve_messages()
+                if tree is not None:
+                    await tree.aquiet()  # the tree has taken in the round
+                wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+                assert len(replies) == n
+                del replies
+                messages, objects = count_live(Message)
+                per_round.append(
+                    {
+                        "round": number + 1,
+                        "seconds": wall,
+                        "cpu_seconds": cpu,
+                        "live_messages": messages,
+                        "gc_objects": objects,
+                        "tree_calls": len(tree.calls) if tree is not None else None,
+                        "rss_kb": current_rss_kb(),
+                    }
+                )
+            if tree is not None:
+                tree.close()
+        return per_round
+
+    def run() -> Any:
+        gc.collect()
+        per_round = asyncio.run(amain())
+        extra.update(
+            rounds=per_round,
+            seconds=sum(r["seconds"] for r in per_round),
+            cpu_seconds=sum(r["cpu_seconds"] for r in per_round),
+        )
+        return {"rounds": rounds, "calls_per_round": n}
+
+    run.extra = extra  # type: ignore[attr-defined]
+    return run
+
+
+def bench_tree_rounds(size: str) -> Callable[[], Any]:
+    """Rounds of fan-outs with a MessageTree created once at the start (see `_bench_rounds`)."""
+    return _bench_rounds(size, with_tree=True)
+
+
+def bench_rounds(size: str) -> Callable[[], Any]:
+    """The same rounds without a tree (the floor of `tree_rounds`)."""
+    return _bench_rounds(size, with_tree=False)
