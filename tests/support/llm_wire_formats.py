@@ -8,6 +8,7 @@ Each dialect turns a resolved `Turn` into a plain JSON body or into SSE events s
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -280,3 +281,251 @@ class AnthropicDialect:
     def error_body(self, status: int, message: str) -> JSON:
         kind = self._ERROR_TYPES.get(status, "api_error" if status >= 500 else "invalid_request_error")
         return {"type": "error", "error": {"type": kind, "message": message}}
+
+
+# --- request validation: the checks the real APIs make on what matters for tool calls and structured output ----
+
+_TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+_NAME_PATTERN = "string does not match pattern. Expected a string that matches the pattern '^[a-zA-Z0-9_-]+$'."
+
+
+def _strict_schema_problem(schema: Any, context: str = "()") -> str | None:
+    """What OpenAI's strict mode refuses in a schema (every object: all properties required, none other allowed)."""
+    if isinstance(schema, list):
+        for item in schema:
+            problem = _strict_schema_problem(item, context)
+            if problem:
+                return problem
+        return None
+    if not isinstance(schema, dict):
+        return None
+    if schema.get("type") == "object":
+        properties = schema.get("properties")
+        if not isinstance(properties, dict):
+            return f"In context={context}, an object schema must list its 'properties'."
+        if schema.get("additionalProperties") is not False:
+            return f"In context={context}, 'additionalProperties' is required to be supplied and to be false."
+        missing = [name for name in properties if name not in (schema.get("required") or [])]
+        if missing:
+            return (
+                f"In context={context}, 'required' is required to be supplied and to be an array including every key "
+                f"in properties. Missing '{missing[0]}'."
+            )
+    for key, value in schema.items():
+        if key in ("properties", "$defs", "definitions") and isinstance(value, dict):
+            for name, sub in value.items():
+                problem = _strict_schema_problem(sub, f"('{key}', '{name}')")
+                if problem:
+                    return problem
+        elif key in ("items", "anyOf", "allOf", "oneOf", "prefixItems"):
+            problem = _strict_schema_problem(value, f"('{key}',)")
+            if problem:
+                return problem
+    return None
+
+
+def openai_request_error(body: JSON) -> str | None:
+    """Why the Chat Completions API would refuse this request with HTTP 400 (None: it would take it)."""
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        return "Invalid 'messages': empty array. Expected an array with minimum length 1."
+    tools = body.get("tools")
+    names: list[str] = []
+    if tools is not None:
+        if not isinstance(tools, list) or not tools:
+            return "Invalid 'tools': empty array. Expected an array with minimum length 1."
+        for i, tool in enumerate(tools):
+            function = tool.get("function") if isinstance(tool, dict) else None
+            if not isinstance(tool, dict) or tool.get("type") != "function" or not isinstance(function, dict):
+                return f"Missing required parameter: 'tools[{i}].function'."
+            name = function.get("name")
+            if not isinstance(name, str) or not _TOOL_NAME.match(name):
+                return f"Invalid 'tools[{i}].function.name': {_NAME_PATTERN}"
+            names.append(name)
+            parameters = function.get("parameters")
+            if parameters is not None and (not isinstance(parameters, dict) or parameters.get("type") != "object"):
+                kind = parameters.get("type") if isinstance(parameters, dict) else None
+                return f"Invalid schema for function '{name}': its schema must be of type object, got {kind!r}."
+            if function.get("strict") is True:
+                problem = _strict_schema_problem(parameters)
+                if problem:
+                    return f"Invalid schema for function '{name}': {problem}"
+    choice = body.get("tool_choice")
+    if isinstance(choice, dict):
+        name = (choice.get("function") or {}).get("name")
+        if name not in names:
+            return f"Invalid value for 'tool_choice': tool '{name}' is not in 'tools'."
+    elif choice is not None and choice not in ("none", "auto", "required"):
+        return f"Invalid value: '{choice}'. Supported values are: 'none', 'auto', and 'required'."
+    response_format = body.get("response_format")
+    if response_format is not None:
+        kind = response_format.get("type") if isinstance(response_format, dict) else None
+        if kind not in ("text", "json_object", "json_schema"):
+            return f"Invalid value: '{kind}'. Supported values are: 'text', 'json_object', and 'json_schema'."
+        if kind == "json_schema":
+            json_schema = response_format.get("json_schema")
+            if not isinstance(json_schema, dict) or not isinstance(json_schema.get("name"), str):
+                return "Missing required parameter: 'response_format.json_schema.name'."
+            if not _TOOL_NAME.match(json_schema["name"]):
+                return f"Invalid 'response_format.json_schema.name': {_NAME_PATTERN}"
+            schema = json_schema.get("schema")
+            if not isinstance(schema, dict):
+                return "Missing required parameter: 'response_format.json_schema.schema'."
+            if json_schema.get("strict") is True:
+                problem = _strict_schema_problem(schema)
+                if problem:
+                    return f"Invalid schema for response_format '{json_schema['name']}': {problem}"
+    pending: list[str] = []  # tool call ids of the last assistant message, not answered yet
+    answerable: set[str] = set()
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict):
+            return f"Invalid type for 'messages[{i}]': expected an object."
+        role = message.get("role")
+        if role not in ("system", "developer", "user", "assistant", "tool"):
+            return (
+                f"Invalid value: '{role}'. Supported values are: 'system', 'assistant', 'user', 'tool' and 'developer'."
+            )
+        if role != "tool" and pending:
+            return (
+                "An assistant message with 'tool_calls' must be followed by tool messages responding to each "
+                f"'tool_call_id'. The following tool_call_ids did not have response messages: {', '.join(pending)}"
+            )
+        content = message.get("content")
+        if content is None and not (role == "assistant" and message.get("tool_calls")):
+            return f"Invalid value for 'content': expected a string, got null. (messages[{i}])"
+        if content is not None and not isinstance(content, (str, list)):
+            return f"Invalid type for 'messages[{i}].content': expected one of a string or array of objects."
+        if role == "assistant" and message.get("tool_calls"):
+            pending, answerable = [], set()
+            for j, call in enumerate(message["tool_calls"]):
+                function = call.get("function") if isinstance(call, dict) else None
+                if not isinstance(call, dict) or not isinstance(call.get("id"), str) or not isinstance(function, dict):
+                    return f"Missing required parameter: 'messages[{i}].tool_calls[{j}].id'."
+                if not isinstance(function.get("name"), str) or not isinstance(function.get("arguments"), str):
+                    return f"Invalid type for 'messages[{i}].tool_calls[{j}].function.arguments': expected a string."
+                pending.append(call["id"])
+                answerable.add(call["id"])
+        elif role == "tool":
+            call_id = message.get("tool_call_id")
+            if not isinstance(call_id, str):
+                return f"Missing required parameter: 'messages[{i}].tool_call_id'."
+            if call_id not in answerable:
+                return (
+                    "Invalid parameter: messages with role 'tool' must be a response to a preceeding message with "
+                    "'tool_calls'."
+                )
+            if call_id in pending:
+                pending.remove(call_id)
+        else:
+            answerable = set()
+    if pending:
+        return (
+            "An assistant message with 'tool_calls' must be followed by tool messages responding to each "
+            f"'tool_call_id'. The following tool_call_ids did not have response messages: {', '.join(pending)}"
+        )
+    return None
+
+
+_ANTHROPIC_BLOCKS = {
+    "user": {"text", "image", "document", "tool_result", "search_result"},
+    "assistant": {"text", "tool_use", "thinking", "redacted_thinking", "server_tool_use", "web_search_tool_result"},
+}
+
+
+def anthropic_request_error(body: JSON) -> str | None:
+    """Why the Messages API would refuse this request with HTTP 400 (None: it would take it)."""
+    if not isinstance(body.get("max_tokens"), int):
+        return "max_tokens: Field required"
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        return "messages: at least one message is required"
+    tools = body.get("tools")
+    names: list[str] = []
+    if tools is not None:
+        if not isinstance(tools, list):
+            return "tools: Input should be a valid list"
+        for i, tool in enumerate(tools):
+            if not isinstance(tool, dict):
+                return f"tools.{i}: Input should be a valid dictionary"
+            if tool.get("type") not in (None, "custom"):
+                names.append(str(tool.get("name")))  # a server tool: its own rules
+                continue
+            name = tool.get("name")
+            if not isinstance(name, str) or not _TOOL_NAME.match(name):
+                return f"tools.{i}.custom.name: String should match pattern '^[a-zA-Z0-9_-]{{1,64}}$'"
+            schema = tool.get("input_schema")
+            if not isinstance(schema, dict) or schema.get("type") != "object":
+                return f"tools.{i}.custom.input_schema.type: Input should be 'object'"
+            names.append(name)
+        if len(set(names)) != len(names):
+            return "tools: Tool names must be unique."
+    choice = body.get("tool_choice")
+    if choice is not None:
+        kind = choice.get("type") if isinstance(choice, dict) else None
+        if kind not in ("auto", "any", "tool", "none"):
+            return (
+                f"tool_choice: Input tag '{kind}' found using 'type' does not match any of the expected tags: 'auto', "
+                "'any', 'tool', 'none'"
+            )
+        if kind in ("any", "tool") and not names:
+            return "tool_choice: tool_choice may only be specified while providing tools."
+        if kind == "tool" and choice.get("name") not in names:
+            return f"tool_choice.name: Tool '{choice.get('name')}' not found in the provided tools"
+    if messages[0].get("role") != "user" if isinstance(messages[0], dict) else True:
+        return 'messages: first message must use the "user" role'
+    previous_tool_uses: list[str] = []
+    for i, message in enumerate(messages):
+        role = message.get("role") if isinstance(message, dict) else None
+        if role not in ("user", "assistant"):
+            return f"messages.{i}.role: Input should be 'user' or 'assistant'"
+        content = message.get("content")
+        if isinstance(content, str):
+            blocks: list[Any] = [{"type": "text", "text": content}]
+        elif isinstance(content, list):
+            blocks = content
+        else:
+            return f"messages.{i}.content: Input should be a valid string or list"
+        tool_uses: list[str] = []
+        results: list[str] = []
+        seen_other = False
+        for j, block in enumerate(blocks):
+            kind = block.get("type") if isinstance(block, dict) else None
+            if kind not in _ANTHROPIC_BLOCKS[role]:
+                return f"messages.{i}.content.{j}: `{kind}` blocks are not allowed in `{role}` messages"
+            if kind == "text" and not block.get("text") and not (role == "assistant" and i == len(messages) - 1):
+                return f"messages.{i}.content.{j}.text: text content blocks must be non-empty"
+            if kind == "tool_use":
+                if not isinstance(block.get("id"), str) or not isinstance(block.get("input"), dict):
+                    return f"messages.{i}.content.{j}.tool_use: `id` and an object `input` are required"
+                tool_uses.append(block["id"])
+            elif kind == "tool_result":
+                if seen_other:
+                    return (
+                        f"messages.{i}.content.{j}: `tool_result` blocks must come before any other content in a user "
+                        "message"
+                    )
+                if block.get("tool_use_id") not in previous_tool_uses:
+                    return (
+                        f"messages.{i}.content.{j}: unexpected `tool_use_id` found in `tool_result` blocks: "
+                        f"{block.get('tool_use_id')}. Each `tool_result` block must have a corresponding `tool_use` "
+                        "block in the previous message."
+                    )
+                if "is_error" in block and not isinstance(block["is_error"], bool):
+                    return f"messages.{i}.content.{j}.tool_result.is_error: Input should be a valid boolean"
+                results.append(block["tool_use_id"])
+            else:
+                seen_other = True
+        unanswered = [tool_id for tool_id in previous_tool_uses if tool_id not in results]
+        if unanswered:
+            return (
+                f"messages.{i}: `tool_use` ids were found without `tool_result` blocks immediately after: "
+                f"{', '.join(unanswered)}. Each `tool_use` block must have a corresponding `tool_result` block in the "
+                "next message."
+            )
+        previous_tool_uses = tool_uses
+    if previous_tool_uses:
+        return (
+            f"messages.{len(messages) - 1}: the conversation ends with `tool_use` blocks "
+            f"({', '.join(previous_tool_uses)}) without a user message of `tool_result` blocks after them."
+        )
+    return None

@@ -9,6 +9,11 @@
 Endpoints: `POST /v1/chat/completions` (also `/chat/completions`) and `POST /v1/messages` (also `/messages`),
 plain JSON or SSE (`"stream": true`). Every request takes the next item from one FIFO queue shared by both
 endpoints; when the queue is empty the reply echoes the last user message, tokenised by words.
+
+Requests are checked the way the providers check them where it matters for tool calls and structured output
+(`openai_request_error` / `anthropic_request_error`: every tool call answered right after it, tool results only
+for the calls just made, tool and schema shapes, `tool_choice` naming a tool...): a request the provider would
+refuse gets its HTTP 400, and takes nothing from the queue, with `LLMWireServer(validate_requests=True)`.
 The server runs in its own thread on 127.0.0.1:<free port> and never depends on the caller's event loop.
 """
 
@@ -29,7 +34,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from .llm_wire_formats import JSON, AnthropicDialect, OpenAIDialect, ToolCall, Turn, Usage
+from .llm_wire_formats import (
+    JSON,
+    AnthropicDialect,
+    OpenAIDialect,
+    ToolCall,
+    Turn,
+    Usage,
+    anthropic_request_error,
+    openai_request_error,
+)
 
 __all__ = ["Fault", "LLMWireServer", "RecordedRequest", "Reply", "ToolCall", "Usage"]
 
@@ -52,6 +66,11 @@ class Reply:
     stop / tool_calls (OpenAI) = end_turn / tool_use (Anthropic) and is translated between the two
     vocabularies. `usage` defaults to (words in the request's messages, number of tokens + tool fragments).
     `token_delay` seconds are waited before each streamed token event.
+
+    `output` is a structured answer (a JSON object, or its JSON text), sent the way each provider sends one:
+    OpenAI as the message content (after `tokens`), Anthropic as the input of a call of the tool the request
+    forces with `tool_choice` (before `tool_calls`). `output_chunks` splits its JSON text into streamed
+    fragments (they must join to it; by default it is one fragment).
     """
 
     tokens: Sequence[str] = ()
@@ -60,6 +79,20 @@ class Reply:
     finish_reason: str | None = None
     usage: Usage | None = None
     token_delay: float = 0.0
+    output: Mapping[str, Any] | str | None = None
+    output_chunks: Sequence[str] | None = None
+
+    def __post_init__(self) -> None:
+        if self.output is not None and self.output_chunks is not None:
+            text = self.output if isinstance(self.output, str) else json.dumps(dict(self.output))
+            if "".join(self.output_chunks) != text:
+                raise ValueError(f"output_chunks must join to the output JSON {text!r}")
+
+    def output_json(self) -> str:
+        """The output as JSON text (empty without one)."""
+        if self.output is None:
+            return ""
+        return self.output if isinstance(self.output, str) else json.dumps(dict(self.output))
 
 
 FaultKind = Literal["http_status", "drop", "malformed", "stall", "unfinished", "empty"]
@@ -166,8 +199,9 @@ def _text_of(content: Any) -> str:
 class _State:
     """Everything shared between the test thread and the handler threads, behind one lock."""
 
-    def __init__(self, reject_null_content: bool = False) -> None:
+    def __init__(self, reject_null_content: bool = False, validate_requests: bool = False) -> None:
         self.reject_null_content = reject_null_content
+        self.validate_requests = validate_requests
         self.lock = threading.Lock()
         self.stopping = threading.Event()
         self.queue: deque[Script] = deque()
@@ -209,23 +243,33 @@ def _shutdown(conn: socket.socket) -> None:
         pass
 
 
-def _resolve(item: Script, body: JSON, seq: int) -> Turn:
+def _resolve(item: Script, body: JSON, seq: int, anthropic: bool) -> Turn:
     """Fill in the defaults of a reply (or of the tokens a fault sends first)."""
     reply = item if isinstance(item, Reply) else Reply(tokens=item.tokens)
+    tokens, tool_calls = list(reply.tokens), list(reply.tool_calls)
+    if reply.output is not None:
+        chunks = list(reply.output_chunks) if reply.output_chunks is not None else [reply.output_json()]
+        if anthropic:
+            choice = body.get("tool_choice") or {}
+            if choice.get("type") != "tool":
+                raise ValueError("Reply.output needs a request that forces a tool with tool_choice {'type': 'tool'}")
+            tool_calls.insert(0, ToolCall(choice["name"], reply.output_json(), chunks=chunks))
+        else:
+            tokens += chunks
     usage = reply.usage
     if usage is None:
         texts = [_text_of(m.get("content")) for m in body.get("messages") or [] if isinstance(m, dict)]
         prompt_words = len(" ".join([_text_of(body.get("system")), *texts]).split())
-        fragments = sum(len(c.fragments()) for c in reply.tool_calls)
-        usage = Usage(input_tokens=prompt_words, output_tokens=len(reply.tokens) + fragments)
+        fragments = sum(len(c.fragments()) for c in tool_calls)
+        usage = Usage(input_tokens=prompt_words, output_tokens=len(tokens) + fragments)
     stream_options = body.get("stream_options") or {}
     unfinished = isinstance(item, Fault) and item.kind == "unfinished"
     return Turn(
         seq=seq,
         model=reply.model if reply.model is not None else str(body.get("model") or "wire-model"),
         created=int(time.time()),
-        tokens=list(reply.tokens),
-        tool_calls=list(reply.tool_calls),
+        tokens=tokens,
+        tool_calls=tool_calls,
         finish_reason=reply.finish_reason,
         usage=usage,
         include_usage=bool(stream_options.get("include_usage")) and not unfinished,
@@ -272,6 +316,11 @@ class _Handler(BaseHTTPRequestHandler):
             # what llama.cpp's server does with `"content": null` (it takes a string or a list of parts)
             self._send_json(500, dialect.error_body(500, "message content must be a string or an array"), {})
             return
+        if state.validate_requests:
+            problem = (anthropic_request_error if isinstance(dialect, AnthropicDialect) else openai_request_error)(body)
+            if problem is not None:  # what the provider answers to a request it refuses
+                self._send_json(400, dialect.error_body(400, problem), {})
+                return
         item, seq = state.take(body)
         try:
             self._play(dialect, body, item, seq)
@@ -294,7 +343,11 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 self._send_json(200, b"", headers)
             return
-        turn = _resolve(item, body, seq)
+        try:
+            turn = _resolve(item, body, seq, isinstance(dialect, AnthropicDialect))
+        except ValueError as exc:  # a script that does not fit the request: a bug in the test, said loudly
+            self._send_json(500, dialect.error_body(500, f"LLMWireServer: {exc}"), headers)
+            return
         if not body.get("stream"):
             payload = json.dumps(dialect.json_body(turn)).encode()
             if fault is None or fault.kind == "unfinished":
@@ -387,10 +440,11 @@ class _HTTPServer(ThreadingHTTPServer):
 class LLMWireServer:
     """The fake server. Use as a context manager, or call `start()` / `stop()` yourself."""
 
-    def __init__(self, reject_null_content: bool = False) -> None:
+    def __init__(self, reject_null_content: bool = False, validate_requests: bool = False) -> None:
         """`reject_null_content=True` answers HTTP 500 to a request holding a message with `content: null`, as
-        llama.cpp's server does (OpenAI accepts it on an assistant message with `tool_calls`)."""
-        self._state = _State(reject_null_content)
+        llama.cpp's server does (OpenAI accepts it on an assistant message with `tool_calls`).
+        `validate_requests=True` answers HTTP 400 to a request the provider would refuse (module docstring)."""
+        self._state = _State(reject_null_content, validate_requests)
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
 

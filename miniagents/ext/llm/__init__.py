@@ -1,15 +1,17 @@
 """LLM agents. The provider modules import their SDKs lazily, so importing this package is cheap."""
 
 from miniagents.ext.llm.llm_cache import LLMCacheMissError, LLMResponseCache
-from miniagents.ext.llm.llm_common import (
+from miniagents.ext.llm.llm_common import LLMAgent, LLMIncompleteReplyError, LLMRequest
+from miniagents.ext.llm.llm_log import LLMLogFolder
+from miniagents.ext.llm.llm_messages import (
     AssistantMessage,
-    LLMAgent,
-    LLMIncompleteReplyError,
-    LLMRequest,
+    RetryPromptMessage,
     SystemMessage,
+    ToolResultMessage,
     UserMessage,
 )
-from miniagents.ext.llm.llm_log import LLMLogFolder
+from miniagents.ext.llm.structured import OutputValidationError
+from miniagents.ext.llm.tools import MaxToolRoundsError, Tool, ToolCallError
 
 __all__ = [
     "AssistantMessage",
@@ -19,6 +21,12 @@ __all__ = [
     "LLMLogFolder",
     "LLMRequest",
     "LLMResponseCache",
+    "MaxToolRoundsError",
+    "OutputValidationError",
+    "RetryPromptMessage",
     "SystemMessage",
+    "Tool",
+    "ToolCallError",
+    "ToolResultMessage",
     "UserMessage",
 ]

@@ -5,11 +5,13 @@ The `anthropic` SDK is imported only when a call is made. Without an `async_clie
 on its first call from the SDK's own settings (`ANTHROPIC_API_KEY`, `ANTHROPIC_BASE_URL`...) and reuses
 it. The conversation is adapted to the API's rules: system messages go to the
 `system` parameter, consecutive messages of the same role are merged, and the conversation starts
-with a user message (a placeholder one is inserted when it does not).
+with a user message (a placeholder one is inserted when it does not). Tool calls become `tool_use` blocks
+and tool results `tool_result` blocks of the next user turn (with `is_error` for a failed call).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import AsyncGenerator
@@ -29,7 +31,10 @@ from miniagents.ext.llm.llm_common import (
     sdk_call_kwargs,
 )
 from miniagents.ext.llm.llm_log import LLMLogFolder
+from miniagents.ext.llm.llm_messages import ToolCallRequest, message_tool_calls
 from miniagents.ext.llm.llm_request import content_parts, message_text
+from miniagents.ext.llm.structured import OutputSpec
+from miniagents.ext.llm.tools import Tool
 from miniagents.messages import Message
 from miniagents.miniagents import InteractionContext, MiniAgent
 
@@ -41,6 +46,8 @@ __all__ = [
     "AnthropicAgent",
     "AnthropicMessage",
     "anthropic_conversation",
+    "anthropic_output_tool",
+    "anthropic_tool",
     "create_anthropic_agent",
 ]
 
@@ -76,7 +83,14 @@ def create_anthropic_agent(
 
     Call-time kwargs (defaults may be given here too): `model` (default `claude-haiku-4-5`), `stream`
     (default: the context's `stream_llm_tokens_by_default`), `system`, `reply_metadata`, and any
-    Messages parameter (`max_tokens`, default 4096; `temperature`, `tools`...), passed through. The client
+    Messages parameter (`max_tokens`, default 4096; `temperature`...), passed through.
+
+    `tools=[...]`: MiniAgents, functions with type hints and `Tool`s are run by the agent (a tool loop, see
+    `miniagents.ext.llm.tools`; `max_tool_rounds`, default 10, and `raise_tool_errors`); raw tool dicts are
+    passed through and the model's calls to them returned. `output_type=` (a Message subclass or a pydantic
+    model) adds an output tool named after the type, forced with `tool_choice` (or `{"type": "any"}` next to
+    other tools); its input JSON streams as the reply's tokens and is validated, the errors sent back (as an
+    `is_error` tool result) up to `output_retries` (default 1) times. The
     options (`ANTHROPIC_CLIENT_OPTIONS`: `max_retries`, `timeout`, `api_key`, `base_url`...) configure the SDK
     client of the call and are never sent in the request. `response_cache` records / replays responses
     (default: `MINIAGENTS_LLM_CACHE_DIR`), `llm_logger` writes each call as markdown (default:
@@ -113,6 +127,7 @@ class AnthropicAgent(LLMAgent):
     provider = "anthropic"
     response_message_class = AnthropicMessage
     client_options = ANTHROPIC_CLIENT_OPTIONS
+    output_via_tool = True
 
     def __init__(self, ctx: InteractionContext, client: AgentSDKClient, **kwargs: Any) -> None:
         super().__init__(ctx, **kwargs)
@@ -123,18 +138,40 @@ class AnthropicAgent(LLMAgent):
         payload: dict[str, Any] = {"model": self.model, "max_tokens": DEFAULT_ANTHROPIC_MAX_TOKENS}
         if system is not None:
             payload["system"] = system
-        return {**payload, **self.provider_kwargs, "messages": conversation}
+        payload = {**payload, **self.provider_kwargs}
+        tools = self.toolbox.specs(anthropic_tool)
+        if self.output is not None:
+            tools.append(anthropic_output_tool(self.output))
+            if "tool_choice" not in payload:  # the answer must come through the output tool
+                only_output = len(tools) == 1
+                payload["tool_choice"] = {"type": "tool", "name": self.output.name} if only_output else {"type": "any"}
+        if tools:
+            payload["tools"] = tools
+        return {**payload, "messages": conversation}
 
     async def _aproduce_tokens(self, request: LLMRequest, response: dict[str, Any]) -> AsyncGenerator[str, None]:
         client = self.client.for_call(self.call_options)
+        output_tool = self.output.name if self.output is not None else None
         if request.stream:
             stream_manager = client.messages.stream(**sdk_call_kwargs(client.messages.stream, request.payload))
             started = False
+            output_blocks: set[int] = set()  # the indexes of the output tool's blocks: their JSON is the answer
             async with stream_manager as stream:
                 async for event in stream:
                     started = started or event.type == "message_start"
                     if event.type == "text" and event.text:
                         yield event.text
+                    elif event.type == "content_block_start" and output_tool is not None:
+                        block = event.content_block
+                        if block.type == "tool_use" and block.name == output_tool:
+                            output_blocks.add(event.index)
+                    elif (
+                        event.type == "content_block_delta"
+                        and event.index in output_blocks
+                        and event.delta.type == "input_json_delta"
+                        and event.delta.partial_json
+                    ):
+                        yield event.delta.partial_json
                 if not started:  # an empty stream: no message at all (the SDK has none to give)
                     return
                 message = await stream.get_final_message()
@@ -143,11 +180,27 @@ class AnthropicAgent(LLMAgent):
             message = await client.messages.create(**sdk_call_kwargs(client.messages.create, request.payload))
             response.update(message.model_dump(mode="json"))
             text = "".join(block.text for block in message.content if block.type == "text")
+            text += "".join(
+                json.dumps(block.input, ensure_ascii=False)
+                for block in message.content
+                if block.type == "tool_use" and block.name == output_tool
+            )
             if text:
                 yield text
 
     def _finish_reason(self, response: dict[str, Any]) -> Any:
         return response.get("stop_reason")
+
+    def _tool_calls(self, response: dict[str, Any]) -> tuple[ToolCallRequest, ...]:
+        return tuple(
+            ToolCallRequest(
+                id=str(block.get("id") or ""),
+                name=str(block.get("name")),
+                arguments=json.dumps(block.get("input") or {}, ensure_ascii=False),
+            )
+            for block in response.get("content") or ()
+            if isinstance(block, dict) and block.get("type") == "tool_use"
+        )
 
     def _secrets(self) -> tuple[str, ...]:
         return (
@@ -157,6 +210,20 @@ class AnthropicAgent(LLMAgent):
         )
 
 
+def anthropic_tool(tool: Tool) -> dict[str, Any]:
+    """A tool as a Messages API tool."""
+    spec: dict[str, Any] = {"name": tool.name}
+    if tool.description:
+        spec["description"] = tool.description
+    spec["input_schema"] = tool.parameters
+    return spec
+
+
+def anthropic_output_tool(output: OutputSpec) -> dict[str, Any]:
+    """The tool through which the model gives a structured answer (its input is the answer)."""
+    return {"name": output.name, "description": output.tool_description, "input_schema": output.schema}
+
+
 def anthropic_conversation(messages: tuple[Message, ...], system: Any = None) -> tuple[Any, list[dict[str, Any]]]:
     """
     Messages as the Messages API wants them: `(system, conversation)`.
@@ -164,7 +231,10 @@ def anthropic_conversation(messages: tuple[Message, ...], system: Any = None) ->
     System messages join `system` (after the given one); other roles than `assistant` are `user`;
     consecutive messages of a role are merged; messages without text are skipped; a placeholder user
     message is put first when the conversation does not start with one. A message whose `content`
-    holds non-text blocks (`tool_use`, `tool_result`...) is sent as those blocks.
+    holds non-text blocks (`tool_use`, `tool_result`...) is sent as those blocks; an assistant message's
+    neutral `tool_calls` become `tool_use` blocks (when its content does not hold them already), a tool result
+    (role `tool`, with a `tool_call_id`) a `tool_result` block, and a structured answer given through an
+    output tool its JSON text.
     """
     system_texts: list[str] = []
     conversation: list[dict[str, Any]] = []
@@ -173,8 +243,12 @@ def anthropic_conversation(messages: tuple[Message, ...], system: Any = None) ->
         if role == "system":
             system_texts.append(str(message))
             continue
-        role = "assistant" if role == "assistant" else "user"
-        content = _content(message)
+        if role == "tool" and getattr(message, "tool_call_id", None) is not None:
+            role, content = "user", [_tool_result_block(message)]
+        elif role == "assistant":
+            content = _assistant_content(message)
+        else:
+            role, content = "user", _content(message)
         if not content:
             continue  # the API rejects empty text
         if conversation and conversation[-1]["role"] == role:
@@ -184,6 +258,46 @@ def anthropic_conversation(messages: tuple[Message, ...], system: Any = None) ->
     if not conversation or conversation[0]["role"] != "user":
         conversation.insert(0, {"role": "user", "content": FIRST_USER_MESSAGE_PLACEHOLDER})
     return _join_system(system, system_texts), conversation
+
+
+def _tool_result_block(message: Message) -> dict[str, Any]:
+    block: dict[str, Any] = {"type": "tool_result", "tool_use_id": getattr(message, "tool_call_id", None)}
+    parts = content_parts(message)
+    content = message_text(message, "Anthropic") if message.text is not None or parts is None else parts
+    if content:  # the API takes a result without content, not one with empty text
+        block["content"] = content
+    if getattr(message, "is_error", False) is True:
+        block["is_error"] = True
+    return block
+
+
+def _assistant_content(message: Message) -> str | list[dict[str, Any]]:
+    """An assistant message's text or blocks, with its neutral `tool_calls` as `tool_use` blocks."""
+    if getattr(message, "output_tool", None) is not None:
+        return message_text(message, "Anthropic")  # a structured answer: its JSON (no tool result follows it)
+    calls = message_tool_calls(message)
+    blocks = content_parts(message)
+    if not calls or (blocks is not None and any(block["type"] == "tool_use" for block in blocks)):
+        return _content(message)  # its own tool_use blocks (an Anthropic reply) are sent as they are
+    text = message.text if message.text is not None or message.text_template is not None else None
+    content = [] if not text else [{"type": "text", "text": str(message)}]
+    return [
+        *content,
+        *({"type": "tool_use", "id": c.id, "name": c.name, "input": _tool_input(c, message)} for c in calls),
+    ]
+
+
+def _tool_input(call: ToolCallRequest, message: Message) -> Any:
+    try:
+        arguments = call.parsed_arguments()
+    except ValueError:
+        arguments = None
+    if not isinstance(arguments, dict):
+        raise ValueError(
+            f"a {type(message).__name__} (role {message_role(message)!r}) has a tool call whose arguments are not a "
+            f"JSON object, which Anthropic cannot take as a tool_use input: {call.name}({call.arguments!r:.120})"
+        )
+    return arguments
 
 
 def _content(message: Message) -> str | list[dict[str, Any]]:

@@ -1,15 +1,18 @@
 """
-What every LLM agent shares: role-typed messages, the agent skeleton and the create_* plumbing.
+What every LLM agent shares: the agent skeleton and the create_* plumbing (the role-typed messages live in
+`llm_messages` and are re-exported here).
 
-The skeleton is where the opt-in extras hook in, the same way for every provider: a call is first
+The skeleton is where the opt-in extras hook in, the same way for every provider: each model turn is first
 turned into an `LLMRequest` (model + messages + parameters in the provider's own shape); the response
 cache (`llm_cache`) may answer it from a recording, otherwise the provider streams the tokens; the
-call log (`llm_log`) gets the request and the outcome either way.
+call log (`llm_log`) gets the request and the outcome either way. With tools to run or an output type to
+check, the agent function runs the tool loop (`tool_loop`): several model turns and tool calls in one call.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib
 import importlib.util
 import inspect
@@ -21,7 +24,17 @@ from typing import Any, ClassVar
 from miniagents.agent_call import AgentCall, attach_agent_trace
 from miniagents.ext.llm.llm_cache import LLMResponseCache
 from miniagents.ext.llm.llm_log import LLMLogFolder
+from miniagents.ext.llm.llm_messages import (
+    AssistantMessage,
+    SystemMessage,
+    ToolCallRequest,
+    ToolResultMessage,
+    UserMessage,
+)
 from miniagents.ext.llm.llm_request import LLMRequest, message_role, plain_data
+from miniagents.ext.llm.structured import ModelTurn, OutputReplyPromise, OutputSpec
+from miniagents.ext.llm.tool_loop import arun_tool_loop
+from miniagents.ext.llm.tools import Toolbox
 from miniagents.messages import Message, MessagePromise
 from miniagents.miniagents import InteractionContext, MiniAgent, MiniAgents, miniagent
 from miniagents.promising.ownership import current_owner
@@ -33,7 +46,9 @@ __all__ = [
     "LLMIncompleteReplyError",
     "LLMRequest",
     "SystemMessage",
+    "ToolResultMessage",
     "UserMessage",
+    "check_loop_options",
     "create_llm_agent",
     "import_sdk",
     "message_role",
@@ -51,40 +66,26 @@ class LLMIncompleteReplyError(RuntimeError):
     """
 
 
-class UserMessage(Message):
-    """A message written by the user."""
-
-    role: str = "user"
-
-
-class SystemMessage(Message):
-    """A system prompt."""
-
-    role: str = "system"
-
-
-class AssistantMessage(Message):
-    """A message produced by a model."""
-
-    role: str = "assistant"
-    model: str | None = None
-    agent_alias: str | None = None
-
-
 # fields of a Message that the provider's response must never overwrite
 _PROTECTED_FIELDS = frozenset({"text", "text_template", "class_"})
 
 
 class LLMAgent:
     """
-    Skeleton of an LLM agent: replies with ONE streamed message whose preliminary metadata (role, model,
-    agent alias) is known before the first token, and whose resolved metadata adds the provider's fields.
+    Skeleton of an LLM agent. Each model turn is ONE streamed message whose preliminary metadata (role, model,
+    agent alias) is known before the first token, and whose resolved metadata adds the provider's fields (and
+    `tool_calls`, in the neutral shape of `llm_messages`, when the model asked for tools).
 
-    Subclasses set `provider`, and implement `_build_payload(messages)`, `_aproduce_tokens(request,
-    response)`, which yields text tokens and fills `response` with the provider's response fields, and
-    `_finish_reason(response)`: a reply the provider streamed without one is an error
-    (LLMIncompleteReplyError), never a message. Call-time kwargs named in `client_options` (such as
-    `max_retries`, `timeout`) are kept out of the request: they configure the SDK client of the call.
+    Without tools to run and without an output type, a call is one model turn, streamed when its reply is
+    consumed. Otherwise the agent function runs the tool loop (`tool_loop`): model turns, tool calls and tool
+    results, all replied in order.
+
+    Subclasses set `provider`, and implement `_build_payload(messages)` (tools and output type included),
+    `_aproduce_tokens(request, response)`, which yields text tokens and fills `response` with the provider's
+    response fields, `_finish_reason(response)`: a reply the provider streamed without one is an error
+    (LLMIncompleteReplyError), never a message, and `_tool_calls(response)`. Call-time kwargs named in
+    `client_options` (such as `max_retries`, `timeout`) are kept out of the request: they configure the SDK
+    client of the call.
     """
 
     provider: ClassVar[str] = "llm"
@@ -93,6 +94,8 @@ class LLMAgent:
     cache_from_env: ClassVar[bool] = True
     # kwargs that configure the SDK client (applied with `client.with_options`), never sent in the request
     client_options: ClassVar[frozenset[str]] = frozenset()
+    # whether a structured answer comes as a call of an output tool (Anthropic) rather than as text
+    output_via_tool: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -103,9 +106,15 @@ class LLMAgent:
         system: str | Sequence[Any] | None = None,
         response_cache: LLMResponseCache | None = None,
         llm_logger: LLMLogFolder | None = None,
+        tools: Sequence[Any] | None = None,
+        output_type: type[Any] | None = None,
+        max_tool_rounds: int = 10,
+        raise_tool_errors: bool = False,
+        output_retries: int = 1,
         **provider_kwargs: Any,
     ) -> None:
         self.ctx = ctx
+        self.alias = ctx.this_agent.alias
         self.model = model
         self.stream = MiniAgents.get_current().stream_llm_tokens_by_default if stream is None else stream
         self.reply_metadata = dict(reply_metadata or {})
@@ -116,26 +125,51 @@ class LLMAgent:
         self.llm_logger = llm_logger if llm_logger is not None else LLMLogFolder.from_env()
         self.call_options = {name: provider_kwargs.pop(name) for name in self.client_options & provider_kwargs.keys()}
         self.provider_kwargs = provider_kwargs
+        check_loop_options(self.alias, max_tool_rounds, raise_tool_errors, output_retries)
+        self.toolbox = Toolbox(tools, self.alias)
+        self.output = OutputSpec.of(output_type, self.alias)
+        self.max_tool_rounds = max_tool_rounds
+        self.raise_tool_errors = raise_tool_errors
+        self.output_retries = output_retries
         self._agent_call: AgentCall | None = None
 
     async def arun(self) -> None:
-        """Reply with one streamed message promise (the model is called when it streams)."""
+        """
+        Reply with one streamed message promise (the model is called when it streams); or, with tools to run or
+        an output type, run the tool loop until the model answers.
+        """
         owner = current_owner()  # in the agent function's task: this agent's call
         self._agent_call = owner if isinstance(owner, AgentCall) else None
-        self.ctx.reply(self._reply_promise())
+        if self.toolbox.runs_tools or self.output is not None:
+            await arun_tool_loop(self)
+        else:
+            self.ctx.reply(self.turn_promise(None))
 
-    def _reply_promise(self) -> MessagePromise:
-        metadata = {"role": "assistant", "model": self.model, "agent_alias": self.ctx.this_agent.alias}
-        return self.response_message_class.promise(
-            message_token_streamer=self._atoken_streamer, **{**metadata, **self.reply_metadata}
+    def turn_promise(self, history: tuple[Message, ...] | None, turn: ModelTurn | None = None) -> MessagePromise:
+        """
+        The streamed reply of one model turn on `history` (None: the call's input messages). `turn` receives the
+        tool calls asked for and, with an output type, the outcome of the validation.
+        """
+        metadata = {"role": "assistant", "model": self.model, "agent_alias": self.alias, **self.reply_metadata}
+        streamer = functools.partial(self._atoken_streamer, history, turn)
+        if turn is None or self.output is None:
+            return self.response_message_class.promise(message_token_streamer=streamer, **metadata)
+        output = self.output
+        return OutputReplyPromise(
+            streamer,
+            self.response_message_class,
+            lambda message: output.finish(message, turn, self.output_via_tool),
+            **metadata,
         )
 
-    async def _atoken_streamer(self, metadata_so_far: dict[str, Any]) -> AsyncIterator[str]:
+    async def _atoken_streamer(
+        self, history: tuple[Message, ...] | None, turn: ModelTurn | None, metadata_so_far: dict[str, Any]
+    ) -> AsyncIterator[str]:
         try:
-            messages = await self.ctx.messages.aresolve_messages()
+            messages = await self.ctx.messages.aresolve_messages() if history is None else history
             request = LLMRequest(
                 provider=self.provider,
-                agent_alias=self.ctx.this_agent.alias,
+                agent_alias=self.alias,
                 stream=self.stream,
                 payload=self._build_payload(messages),
                 messages=messages,
@@ -175,6 +209,11 @@ class LLMAgent:
             # a server that leaves a field empty (`model: ""`) does not erase what was known before
             if name not in _PROTECTED_FIELDS and not (name in metadata_so_far and _is_empty(value)):
                 metadata_so_far[name] = value
+        tool_calls = self._tool_calls(response)
+        if tool_calls:
+            metadata_so_far["tool_calls"] = tuple(call.as_dict() for call in tool_calls)
+        if turn is not None:
+            turn.tool_calls = tool_calls
         metadata_so_far.update(self.reply_metadata)  # what the caller asked for wins
 
     def _attach_agent_trace(self, exc: Exception) -> None:
@@ -204,6 +243,10 @@ class LLMAgent:
     def _finish_reason(self, response: dict[str, Any]) -> Any:
         """Why the provider ended the reply (None: it did not say, so the reply is incomplete)."""
         raise NotImplementedError
+
+    def _tool_calls(self, response: dict[str, Any]) -> tuple[ToolCallRequest, ...]:
+        """The tool calls the model asked for in a response, in order."""
+        return ()
 
     def _secrets(self) -> tuple[str, ...]:
         """Credentials that must never be written to a log or a recording."""
@@ -310,11 +353,26 @@ def create_llm_agent(
     `defaults` holds the `**miniagent_kwargs` of a create_* function: MiniAgent's own options (such as
     `description`) go to the MiniAgent; everything else is a default for the call-time kwargs, which
     override it (`reply_metadata` is merged). `agent_objects` (SDK client, cache, logger) are passed to
-    the agent class as they are: they are not data, so they are never bound as function kwargs.
+    the agent class as they are: they are not data, so they are never bound as function kwargs. `tools` and
+    `output_type` (functions, agents, classes: not data either) are the agent's non-freezable kwargs, so they
+    may be given per call too; they are checked here, so a bad one fails at creation.
     """
     defaults = dict(defaults)
     options = {name: defaults.pop(name) for name in list(defaults) if name in _MINIAGENT_OPTIONS}
     options.setdefault("description", description)
+    Toolbox(defaults.get("tools"), alias)  # raises now for a tool that is not one
+    OutputSpec.of(defaults.get("output_type"), alias)
+    check_loop_options(
+        alias,
+        defaults.get("max_tool_rounds", 10),
+        defaults.get("raise_tool_errors", False),
+        defaults.get("output_retries", 1),
+    )
+    options["non_freezable_kwargs"] = {
+        "tools": defaults.pop("tools", None),
+        "output_type": defaults.pop("output_type", None),
+        **(options.get("non_freezable_kwargs") or {}),
+    }
     default_reply_metadata = dict(reply_metadata or {})
 
     async def llm_agent(ctx: InteractionContext, **call_kwargs: Any) -> None:
@@ -323,3 +381,12 @@ def create_llm_agent(
         await agent_class(ctx, **agent_objects, **kwargs).arun()
 
     return miniagent(llm_agent, alias=alias, **options)
+
+
+def check_loop_options(agent_alias: str, max_tool_rounds: Any, raise_tool_errors: Any, output_retries: Any) -> None:
+    """Raise ValueError / TypeError, naming the agent, for a tool-loop option that makes no sense."""
+    for name, value in (("max_tool_rounds", max_tool_rounds), ("output_retries", output_retries)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"{agent_alias}: {name} must be a whole number >= 0, got {value!r:.40}")
+    if not isinstance(raise_tool_errors, bool):
+        raise TypeError(f"{agent_alias}: raise_tool_errors must be True or False, got {raise_tool_errors!r:.40}")

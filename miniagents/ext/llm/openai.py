@@ -26,7 +26,9 @@ from miniagents.ext.llm.llm_common import (
     sdk_call_kwargs,
 )
 from miniagents.ext.llm.llm_log import LLMLogFolder
+from miniagents.ext.llm.llm_messages import ToolCallRequest, message_tool_calls, tool_calls_from
 from miniagents.ext.llm.llm_request import content_parts, message_text
+from miniagents.ext.llm.tools import Tool
 from miniagents.messages import Message
 from miniagents.miniagents import InteractionContext, MiniAgent
 
@@ -38,6 +40,7 @@ __all__ = [
     "OpenAIMessage",
     "create_openai_agent",
     "openai_chat_message",
+    "openai_tool",
 ]
 
 DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
@@ -70,8 +73,14 @@ def create_openai_agent(
 
     Call-time kwargs (defaults may be given here too): `model` (default `gpt-4o-mini`), `stream`
     (default: the context's `stream_llm_tokens_by_default`), `system` (a system prompt put first),
-    `reply_metadata`, and any Chat Completions parameter (`temperature`, `max_tokens`, `tools`...),
-    passed through; parameters the installed SDK does not know go in `extra_body`. The client options
+    `reply_metadata`, and any Chat Completions parameter (`temperature`, `max_tokens`...), passed through;
+    parameters the installed SDK does not know go in `extra_body`.
+
+    `tools=[...]`: MiniAgents, functions with type hints and `Tool`s are run by the agent (a tool loop, see
+    `miniagents.ext.llm.tools`; `max_tool_rounds`, default 10, and `raise_tool_errors`); raw tool dicts are
+    passed through and the model's calls to them returned. `output_type=` (a Message subclass or a pydantic
+    model) asks for JSON with a `json_schema` response format (strict when the schema allows it) and validates
+    the answer, sending the errors back up to `output_retries` (default 1) times. The client options
     (`OPENAI_CLIENT_OPTIONS`: `max_retries`, `timeout`, `api_key`, `base_url`...) configure the SDK client
     of the call and are never sent in the request. Streamed calls ask for usage with
     `stream_options={"include_usage": True}` (added to a given `stream_options` that does not say; None: no
@@ -118,7 +127,15 @@ class OpenAIAgent(LLMAgent):
     def _build_payload(self, messages: tuple[Message, ...]) -> dict[str, Any]:
         chat = [] if self.system is None else [{"role": "system", "content": self.system}]
         chat += [openai_chat_message(message) for message in messages]
-        return {"model": self.model, "messages": chat, **self.provider_kwargs}
+        payload = {"model": self.model, "messages": chat, **self.provider_kwargs}
+        if self.toolbox:
+            payload["tools"] = self.toolbox.specs(openai_tool)
+        if self.output is not None and "response_format" not in payload:
+            json_schema = {"name": self.output.name, "schema": self.output.strict_schema, "strict": self.output.strict}
+            if self.output.description:
+                json_schema["description"] = self.output.description
+            payload["response_format"] = {"type": "json_schema", "json_schema": json_schema}
+        return payload
 
     async def _aproduce_tokens(self, request: LLMRequest, response: dict[str, Any]) -> AsyncGenerator[str, None]:
         client = self.client.for_call(self.call_options)
@@ -137,33 +154,53 @@ class OpenAIAgent(LLMAgent):
         choices = response.get("choices") or ()
         return choices[0].get("finish_reason") if choices else None
 
+    def _tool_calls(self, response: dict[str, Any]) -> tuple[ToolCallRequest, ...]:
+        choices = response.get("choices") or ()
+        message = (choices[0].get("message") or {}) if choices else {}
+        return tool_calls_from(message.get("tool_calls") or ())
+
     def _secrets(self) -> tuple[str, ...]:
         return (*self.client.credentials(self.call_options), os.environ.get("OPENAI_API_KEY", ""))
+
+
+def openai_tool(tool: Tool) -> dict[str, Any]:
+    """A tool as a Chat Completions function tool (strict when its schema allows it)."""
+    function: dict[str, Any] = {"name": tool.name}
+    if tool.description:
+        function["description"] = tool.description
+    function["parameters"] = tool.strict_parameters
+    if tool.strict:
+        function["strict"] = True
+    return {"type": "function", "function": function}
 
 
 def openai_chat_message(message: Message) -> dict[str, Any]:
     """
     A Message as a Chat Completions message: its role (default `user`) and its text, or its `content` parts;
     an assistant message keeps its `tool_calls` (its own field, or those of a resolved OpenAIMessage), a `tool`
-    message its `tool_call_id`.
+    message (such as a ToolResultMessage) its `tool_call_id`. A reply of another provider goes over too: its
+    `tool_use` blocks are its `tool_calls`, and a structured answer given through an output tool is its text.
 
     Raises ValueError for content OpenAI cannot take (naming it), and for a message without text or parts.
     """
     role = message_role(message)
-    tool_calls = getattr(message, "tool_calls", None)
+    tool_calls: Any = [call.as_dict() for call in message_tool_calls(message)] or None
     if tool_calls is None and role == "assistant":
         choices = getattr(message, "choices", None)
         if choices:
             tool_calls = getattr(getattr(choices[0], "message", None), "tool_calls", None)
+            tool_calls = plain_data(tool_calls) if tool_calls else None
     chat: dict[str, Any] = {"role": role}
-    if tool_calls and message.text is None and message.text_template is None and content_parts(message) is None:
+    if getattr(message, "output_tool", None) is not None:
+        chat["content"] = message_text(message, "OpenAI")  # the JSON of a structured answer
+    elif tool_calls and message.text is None and message.text_template is None and content_parts(message) is None:
         chat["content"] = ""
     else:
-        chat["content"] = openai_content(message)
+        chat["content"] = openai_content(message, skip_tool_use=bool(tool_calls) and role == "assistant")
     if tool_calls:
         chat["tool_calls"] = [
             {"id": call.get("id"), "type": call.get("type") or "function", "function": call.get("function")}
-            for call in plain_data(tool_calls)
+            for call in tool_calls
         ]
         # llama.cpp rejects `content: null` next to tool calls; "" is taken by it and by OpenAI alike
         chat["content"] = chat["content"] or ""
@@ -173,14 +210,17 @@ def openai_chat_message(message: Message) -> dict[str, Any]:
     return chat
 
 
-def openai_content(message: Message) -> str | list[dict[str, Any]]:
+def openai_content(message: Message, skip_tool_use: bool = False) -> str | list[dict[str, Any]]:
     """
     The `content` of a Chat Completions message: the message's text, or its `content` parts when it has
-    parts other than text (Anthropic `image` blocks become `image_url` parts).
+    parts other than text (Anthropic `image` blocks become `image_url` parts). `skip_tool_use`: leave out
+    Anthropic `tool_use` blocks (an assistant message whose `tool_calls` carry them).
 
     Raises ValueError for a part OpenAI cannot take, and for a message without text or parts.
     """
     parts = content_parts(message)
+    if parts is not None and skip_tool_use:
+        parts = [part for part in parts if part["type"] != "tool_use"]
     if parts is None or (message.text is not None and all(part["type"] == "text" for part in parts)):
         return message_text(message, "OpenAI")
     return [_openai_part(part, message) for part in parts]
