@@ -131,7 +131,7 @@ class OpenAIAgent(LLMAgent):
         if self.toolbox:
             payload["tools"] = self.toolbox.specs(openai_tool)
         if self.output is not None and "response_format" not in payload:
-            json_schema = {"name": self.output.name, "schema": self.output.strict_schema, "strict": self.output.strict}
+            json_schema = {"name": self.output.name, "schema": self.output.schema, "strict": self.output.strict}
             if self.output.description:
                 json_schema["description"] = self.output.description
             payload["response_format"] = {"type": "json_schema", "json_schema": json_schema}
@@ -168,7 +168,7 @@ def openai_tool(tool: Tool) -> dict[str, Any]:
     function: dict[str, Any] = {"name": tool.name}
     if tool.description:
         function["description"] = tool.description
-    function["parameters"] = tool.strict_parameters
+    function["parameters"] = tool.parameters
     if tool.strict:
         function["strict"] = True
     return {"type": "function", "function": function}

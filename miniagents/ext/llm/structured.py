@@ -135,7 +135,7 @@ class ModelTurn:
 class OutputSpec:
     """
     How one output type is asked for and checked: its name (also the name of the Anthropic output tool), a
-    description, the JSON schema (and its strict form), and the validation of an answer.
+    description, the JSON schema (and whether it fits OpenAI's strict mode), and the validation of an answer.
 
     Raises TypeError for a type that is neither a Message subclass nor a pydantic model class, ValueError for a
     Message subclass that declares no fields of its own.
@@ -160,8 +160,8 @@ class OutputSpec:
         self.name = re.sub(r"[^a-zA-Z0-9_-]", "_", output_type.__name__)[:64]
         own_doc = output_type.__dict__.get("__doc__")
         self.description = " ".join(own_doc.split()) if isinstance(own_doc, str) and own_doc.strip() else ""
-        self.schema = clean_schema(self.validation_model.model_json_schema())
-        self.strict_schema, self.strict = strict_schema(self.schema)
+        # the JSON schema (`additionalProperties: false` on its objects), and whether it fits OpenAI's strict mode
+        self.schema, self.strict = strict_schema(clean_schema(self.validation_model.model_json_schema()))
 
     @classmethod
     def of(cls, output_type: Any, agent_alias: str) -> OutputSpec | None:

@@ -129,8 +129,9 @@ class Tool:
         reserved = _RESERVED_PARAMETERS & set(self.arguments_model.model_fields)
         if reserved:
             raise ValueError(f"tool {self.name!r}: the parameter name {sorted(reserved)[0]!r} is reserved; rename it")
-        self.parameters: dict[str, Any] = clean_schema(self.arguments_model.model_json_schema())
-        self.strict_parameters, self.strict = strict_schema(self.parameters)
+        # the JSON schema of the arguments (`additionalProperties: false` on its objects), and whether it also
+        # fits OpenAI's strict mode
+        self.parameters, self.strict = strict_schema(clean_schema(self.arguments_model.model_json_schema()))
 
     def validate_arguments(self, arguments: str) -> dict[str, Any]:
         """
