@@ -96,6 +96,7 @@ def render_call(
         status = f"failed: {type(error).__name__}: {error}"
     parameters = request.parameters
     system = parameters.pop("system", None)
+    tools = parameters.pop("tools", None)
     lines = [
         f"# {request.agent_alias} → {request.model}",
         "",
@@ -111,22 +112,106 @@ def render_call(
         "",
         *_fenced(_json(redact_secrets(parameters)), "json"),
         "",
-        "## Prompt",
-        "",
     ]
+    if tools:
+        names = [_tool_name(tool) for tool in tools] if isinstance(tools, list) else []
+        lines += ["## Tools", "", f"{', '.join(f'`{name}`' for name in names)}", "", *_fenced(_json(tools), "json"), ""]
+    lines += ["## Prompt", ""]
     if system is not None:
         lines += ["### system", "", *_fenced(_content_text(system)), ""]
     for message in request.payload.get("messages") or ():
-        role = message.get("role", "?") if isinstance(message, dict) else "?"
-        content = message.get("content") if isinstance(message, dict) else message
-        lines += [f"### {role}", "", *_fenced(_content_text(content)), ""]
-        extras = {k: v for k, v in message.items() if k not in ("role", "content")} if isinstance(message, dict) else {}
-        if extras:  # tool calls, tool call ids...
-            lines += [*_fenced(_json(extras), "json"), ""]
+        lines += _message_lines(message)
     lines += ["## Response", "", *_fenced("".join(tokens)), ""]
+    calls = _response_tool_calls(response)
+    if calls:
+        lines += ["## Tool calls asked for", "", *calls, ""]
     if response:
         lines += ["## Response fields", "", *_fenced(_json(response), "json"), ""]
     return "\n".join(lines)
+
+
+def _message_lines(message: Any) -> list[str]:
+    """One message of the prompt: its role, its text, and its tool calls and tool results one per line."""
+    if not isinstance(message, dict):
+        return ["### ?", "", *_fenced(_content_text(message)), ""]
+    role = message.get("role", "?")
+    content = message.get("content")
+    shown = {"role", "content", "tool_calls", "tool_call_id", "tool_name", "is_error"}
+    if role == "tool":  # an OpenAI / offline tool result
+        name = f"`{message['tool_name']}` " if message.get("tool_name") else ""
+        error = ", error" if message.get("is_error") else ""
+        lines = [
+            f"### tool result of {name}({message.get('tool_call_id')}){error}",
+            "",
+            *_fenced(_content_text(content)),
+        ]
+    elif isinstance(content, list) and any(isinstance(block, dict) and "type" in block for block in content):
+        lines = [f"### {role}", ""]
+        for block in content:
+            lines += [*_block_lines(block), ""]
+        lines = lines[:-1]
+    else:
+        lines = [f"### {role}", "", *_fenced(_content_text(content))]
+    for call in message.get("tool_calls") or ():  # OpenAI / offline tool calls
+        function = (call.get("function") or {}) if isinstance(call, dict) else {}
+        lines += ["", _call_line(function.get("name"), call.get("id"), function.get("arguments"))]
+    extras = {k: v for k, v in message.items() if k not in shown}
+    if extras:
+        lines += ["", *_fenced(_json(extras), "json")]
+    return [*lines, ""]
+
+
+def _block_lines(block: Any) -> list[str]:
+    """One Anthropic content block: text as text, a tool call on one line, a tool result as its text."""
+    kind = block.get("type") if isinstance(block, dict) else None
+    if kind == "text":
+        return _fenced(str(block.get("text", "")))
+    if kind == "tool_use":
+        return [_call_line(block.get("name"), block.get("id"), block.get("input"))]
+    if kind == "tool_result":
+        error = ", error" if block.get("is_error") else ""
+        return [
+            f"← tool result ({block.get('tool_use_id')}){error}:",
+            "",
+            *_fenced(_content_text(block.get("content", ""))),
+        ]
+    return _fenced(_json(block), "json")
+
+
+def _call_line(name: Any, call_id: Any, arguments: Any) -> str:
+    text = arguments if isinstance(arguments, str) else json.dumps(arguments, ensure_ascii=False)
+    return f"- → tool call `{name}` ({call_id}): `{text}`"
+
+
+def _response_tool_calls(response: dict[str, Any]) -> list[str]:
+    """The tool calls a response asked for (OpenAI, Anthropic or offline shape), one line each."""
+    choices = response.get("choices")
+    if isinstance(choices, list) and choices and isinstance(choices[0], dict):
+        calls = (choices[0].get("message") or {}).get("tool_calls") or ()
+    elif isinstance(response.get("content"), list):
+        return [
+            _call_line(block.get("name"), block.get("id"), block.get("input"))
+            for block in response["content"]
+            if isinstance(block, dict) and block.get("type") == "tool_use"
+        ]
+    else:
+        calls = response.get("tool_calls") or ()
+    lines = []
+    for call in calls:
+        function = (call.get("function") or {}) if isinstance(call, dict) else {}
+        lines.append(
+            _call_line(
+                function.get("name"), call.get("id") if isinstance(call, dict) else None, function.get("arguments")
+            )
+        )
+    return lines
+
+
+def _tool_name(tool: Any) -> str:
+    if not isinstance(tool, dict):
+        return "?"
+    function = tool.get("function")
+    return str(function.get("name") if isinstance(function, dict) else tool.get("name", tool.get("type", "?")))
 
 
 def _content_text(content: Any) -> str:

@@ -286,8 +286,11 @@ def _signature_model(
     signature = inspect.signature(function)
     try:
         hints = typing.get_type_hints(_unwrapped(function), include_extras=True)
-    except Exception as exc:  # an annotation naming something undefined
-        raise TypeError(f"tool {name!r}: its type hints cannot be read: {exc}") from exc
+    except Exception as exc:  # an annotation naming something undefined (or only defined inside a function)
+        raise TypeError(
+            f"tool {name!r}: its type hints cannot be read: {exc} (with `from __future__ import annotations`, the "
+            "types a tool's hints name must be defined at module level)"
+        ) from exc
     bound = _bound_keywords(function)
     fields: dict[str, Any] = {}
     context_parameter = None
