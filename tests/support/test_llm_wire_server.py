@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import threading
 from collections.abc import AsyncIterator, Awaitable, Iterator
 from typing import Any, TypeVar
@@ -390,3 +391,180 @@ async def test_empty_stream_ends_without_a_single_event(server: LLMWireServer, c
     assert [chunk async for chunk in stream] == []
     async with clients.anthropic().messages.stream(model="m", max_tokens=5, messages=USER) as anthropic_stream:
         assert [event async for event in anthropic_stream] == []
+
+
+# --- structured output ------------------------------------------------------------------------------------------
+
+FORECAST = {"city": "Paris", "days": [18, 19]}
+FORECAST_CHUNKS = ['{"city": "Paris", ', '"days": [18, 19]}']
+FORCED = {"type": "tool", "name": "Forecast"}
+FORECAST_TOOL = {"name": "Forecast", "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}}
+
+
+@pytest.mark.asyncio
+async def test_openai_output_streams_as_content_fragments(server: LLMWireServer, clients: Clients) -> None:
+    server.enqueue(Reply(output=FORECAST, output_chunks=FORECAST_CHUNKS), Reply(output=FORECAST))
+
+    async def run() -> list[Any]:
+        stream = await clients.openai().chat.completions.create(model="m", messages=USER, stream=True)
+        return [chunk async for chunk in stream]
+
+    chunks = await within(run())
+    assert [c.choices[0].delta.content for c in chunks[1:3]] == FORECAST_CHUNKS
+    completion = await within(clients.openai().chat.completions.create(model="m", messages=USER))
+    assert json.loads(completion.choices[0].message.content or "") == FORECAST
+
+
+@pytest.mark.asyncio
+async def test_anthropic_output_is_the_input_of_the_forced_tool(server: LLMWireServer, clients: Clients) -> None:
+    server.enqueue(Reply(output=FORECAST, output_chunks=FORECAST_CHUNKS), Reply(output=FORECAST))
+    request: dict[str, Any] = {"model": "m", "max_tokens": 64, "messages": USER}
+    request |= {"tools": [FORECAST_TOOL], "tool_choice": FORCED}
+
+    async def run() -> tuple[list[str], Any]:
+        async with clients.anthropic().messages.stream(**request) as stream:
+            partial = [e.partial_json async for e in stream if e.type == "input_json"]
+            return partial, await stream.get_final_message()
+
+    partial, message = await within(run())
+    assert partial == FORECAST_CHUNKS and message.stop_reason == "tool_use"
+    assert [(b.type, b.name, b.input) for b in message.content] == [("tool_use", "Forecast", FORECAST)]  # type: ignore[union-attr]
+    whole = await within(clients.anthropic().messages.create(**request))
+    assert whole.content[0].input == FORECAST  # type: ignore[union-attr]
+
+
+def test_output_chunks_must_join_to_the_output() -> None:
+    with pytest.raises(ValueError, match="output_chunks must join to the output JSON"):
+        Reply(output=FORECAST, output_chunks=['{"city": "Paris"}'])
+
+
+# --- request validation (LLMWireServer(validate_requests=True)) -------------------------------------------------
+
+CALL = {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}
+TOOL_USE = {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {"city": "Paris"}}
+OPENAI_TOOL = {
+    "type": "function",
+    "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}},
+}
+
+
+@pytest.fixture
+def strict() -> Iterator[LLMWireServer]:
+    with LLMWireServer(validate_requests=True) as srv:
+        yield srv
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("request_fields", "message"),
+    [
+        (
+            {"messages": [*USER, {"role": "assistant", "content": "", "tool_calls": [CALL]}, *USER]},
+            "The following tool_call_ids did not have response messages: call_1",
+        ),
+        (
+            {"messages": [*USER, {"role": "tool", "content": "18 C", "tool_call_id": "call_9"}]},
+            "messages with role 'tool' must be a response to a preceeding message with 'tool_calls'",
+        ),
+        (
+            {"messages": USER, "tools": [{**OPENAI_TOOL, "function": {**OPENAI_TOOL["function"], "strict": True}}]},
+            "'additionalProperties' is required to be supplied and to be false",
+        ),
+        (
+            {"messages": USER, "tools": [OPENAI_TOOL], "tool_choice": {"type": "function", "function": {"name": "x"}}},
+            "tool 'x' is not in 'tools'",
+        ),
+        (
+            {
+                "messages": USER,
+                "response_format": {"type": "json_schema", "json_schema": {"name": "a b", "schema": {}}},
+            },
+            "Invalid 'response_format.json_schema.name'",
+        ),
+    ],
+    ids=["unanswered-call", "orphan-result", "strict-schema", "unknown-tool-choice", "bad-format-name"],
+)
+async def test_openai_requests_the_api_refuses_get_its_400(
+    strict: LLMWireServer, request_fields: dict[str, Any], message: str
+) -> None:
+    client = Clients(strict).openai(max_retries=0)
+    with pytest.raises(openai.BadRequestError, match=re.escape(message)):
+        await within(client.chat.completions.create(model="m", **request_fields))
+    await client.close()
+    assert strict.pending == 0 and len(strict.requests) == 1
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("request_fields", "message"),
+    [
+        (
+            {"messages": [*USER, {"role": "assistant", "content": [TOOL_USE]}, *USER]},
+            "`tool_use` ids were found without `tool_result` blocks immediately after: toolu_1",
+        ),
+        (
+            {"messages": [{"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_9"}]}]},
+            "unexpected `tool_use_id` found in `tool_result` blocks: toolu_9",
+        ),
+        (
+            {
+                "messages": [
+                    *USER,
+                    {"role": "assistant", "content": [TOOL_USE]},
+                    {
+                        "role": "user",
+                        "content": [{"type": "text", "text": "x"}, {"type": "tool_result", "tool_use_id": "toolu_1"}],
+                    },
+                ]
+            },
+            "`tool_result` blocks must come before any other content",
+        ),
+        (
+            {"messages": USER, "tools": [FORECAST_TOOL], "tool_choice": {"type": "tool", "name": "x"}},
+            "Tool 'x' not found",
+        ),
+        ({"messages": [{"role": "assistant", "content": "hi"}]}, 'first message must use the "user" role'),
+        ({"messages": [{"role": "user", "content": ""}]}, "text content blocks must be non-empty"),
+    ],
+    ids=[
+        "unanswered-tool-use",
+        "orphan-result",
+        "result-after-text",
+        "unknown-forced-tool",
+        "assistant-first",
+        "empty",
+    ],
+)
+async def test_anthropic_requests_the_api_refuses_get_its_400(
+    strict: LLMWireServer, request_fields: dict[str, Any], message: str
+) -> None:
+    client = Clients(strict).anthropic(max_retries=0)
+    with pytest.raises(anthropic.BadRequestError, match=re.escape(message)):
+        await within(client.messages.create(model="m", max_tokens=8, **request_fields))
+    await client.close()
+    assert len(strict.requests) == 1
+
+
+@pytest.mark.asyncio
+async def test_answered_tool_calls_are_accepted_by_the_strict_server(strict: LLMWireServer) -> None:
+    made = Clients(strict)
+    result = {"role": "tool", "content": "18 C", "tool_call_id": "call_1"}
+    openai_messages = [*USER, {"role": "assistant", "content": "", "tool_calls": [CALL]}, result, *USER]
+    tool_result = {"type": "tool_result", "tool_use_id": "toolu_1", "content": "18 C", "is_error": True}
+    anthropic_messages = [
+        *USER,
+        {"role": "assistant", "content": [TOOL_USE]},
+        {"role": "user", "content": [tool_result]},
+    ]
+    completion = await within(made.openai().chat.completions.create(model="m", messages=openai_messages))  # type: ignore[arg-type]
+    message = await within(made.anthropic().messages.create(model="m", max_tokens=8, messages=anthropic_messages))  # type: ignore[arg-type]
+    for client in made.made:
+        await client.close()
+    assert completion.choices[0].message.content == "say hello" and message.stop_reason == "end_turn"
+
+
+@pytest.mark.asyncio
+async def test_requests_are_not_validated_unless_asked(server: LLMWireServer, clients: Clients) -> None:
+    unanswered = [*USER, {"role": "assistant", "content": "", "tool_calls": [CALL]}, *USER]
+    completion = await within(clients.openai().chat.completions.create(model="m", messages=unanswered))  # type: ignore[arg-type]
+    assert completion.choices[0].message.content == "say hello"
