@@ -3,6 +3,7 @@
 //      + .miniagents-chat-controls > textarea.miniagents-chat-input, button.miniagents-chat-send,
 //        button.miniagents-chat-stop; .miniagents-chat-status.
 // Enter sends, Shift+Enter inserts a new line. Phase ("waiting" | "replying" | "stopped") is a trait.
+// The input and buttons carry JupyterLab's own classes (styled by it, with fallbacks in controls.css).
 // (live.js, prepended by Python, provides LiveDocument and MessageBlock.)
 
 const PHASE_TEXT = {
@@ -11,20 +12,48 @@ const PHASE_TEXT = {
   stopped: "The chat has ended.",
 };
 
+// What the user was typing, by chat: the kernel replaces the view of a chat each time it goes quiet (so a
+// saved notebook holds the transcript), and the new view takes the draft, the caret and the focus over.
+const drafts = new Map();
+
+// Focus `input` once it is in the page (a view is rendered before its output area shows it).
+function focusWhenShown(input, framesLeft = 30) {
+  if (input.isConnected) input.focus({ preventScroll: true });
+  else if (framesLeft > 0) requestAnimationFrame(() => focusWhenShown(input, framesLeft - 1));
+}
+
 function render({ model, el }) {
   const root = element("div", "miniagents-chat");
   const transcript = element("div", "miniagents-chat-transcript");
   const controls = element("div", "miniagents-chat-controls");
-  const input = element("textarea", "miniagents-chat-input");
+  const input = element("textarea", "miniagents-chat-input jp-mod-styled");
   input.rows = 2;
   input.placeholder = "Type a message";
-  input.setAttribute("data-lm-suppress-shortcuts", "true"); // keep JupyterLab's Enter / Shift+Enter away
-  const send = element("button", "miniagents-chat-send", "Send");
-  const stop = element("button", "miniagents-chat-stop", "Stop");
+  input.setAttribute("aria-label", "Message to send");
+  input.setAttribute("data-lm-suppress-shortcuts", "true"); // JupyterLab's shortcuts stay out of the box
+  const send = element("button", "miniagents-chat-send jp-Button jp-mod-styled jp-mod-accept", "Send");
+  const stop = element("button", "miniagents-chat-stop jp-Button jp-mod-styled jp-mod-reject", "Stop");
+  send.type = stop.type = "button";
   const status = element("div", "miniagents-chat-status");
   controls.append(input, send, stop);
   root.append(transcript, controls, status);
   el.appendChild(root);
+
+  const chatId = model.get("chat_id");
+  const draft = drafts.get(chatId);
+  if (draft) {
+    input.value = draft.text;
+    input.setSelectionRange(draft.start, draft.end);
+    if (draft.focused) focusWhenShown(input);
+  }
+  const keepDraft = () => {
+    const focused = document.activeElement === input;
+    if (input.value || focused) {
+      drafts.set(chatId, { text: input.value, start: input.selectionStart, end: input.selectionEnd, focused });
+    } else {
+      drafts.delete(chatId);
+    }
+  };
 
   const blocks = new Map();
   let localPhase = null; // set when this view sent a message, until the kernel's phase changes
@@ -54,17 +83,31 @@ function render({ model, el }) {
     if (phase() === "stopped" || text.trim() === "") return;
     model.send({ type: "user-input", text });
     input.value = "";
+    drafts.delete(chatId);
     localPhase = "replying";
     showPhase();
   };
 
+  // JupyterLab cancels a line break typed in a cell (it is Shift+Enter, "run cell"): on each keydown it
+  // watches the input that follows and prevents an `insertLineBreak` inside `.jp-Cell`. So the line break is
+  // inserted here, as typed text (which keeps the browser's undo history).
+  const insertLineBreak = () => {
+    if (!document.execCommand("insertText", false, "\n")) {
+      input.setRangeText("\n", input.selectionStart, input.selectionEnd, "end");
+      input.dispatchEvent(new Event("input", { bubbles: true }));
+    }
+  };
+
   input.addEventListener("keydown", (event) => {
-    if (event.key !== "Enter") return;
-    event.stopPropagation();
-    if (event.shiftKey || event.isComposing) return; // a new line
+    if (event.key !== "Enter" || event.isComposing) return;
     event.preventDefault();
-    submit();
+    event.stopPropagation();
+    if (event.shiftKey) insertLineBreak();
+    else if (!event.ctrlKey && !event.metaKey && !event.altKey) submit();
   });
+  for (const type of ["input", "select", "focus"]) input.addEventListener(type, keepDraft);
+  // (the browser also blurs an input its view removes: only a blur that leaves it in the page is the user's)
+  input.addEventListener("blur", () => setTimeout(() => input.isConnected && keepDraft()));
   send.addEventListener("click", submit);
   stop.addEventListener("click", () => model.send({ type: "stop" }));
 
@@ -83,6 +126,7 @@ function render({ model, el }) {
     },
     onState: (state) => {
       if (Array.isArray(state.order)) showOrder(state.order);
+      transcript.scrollTop = transcript.scrollHeight;
     },
   });
 
@@ -94,7 +138,7 @@ function render({ model, el }) {
     while (transcript.children.length > wanted.length) transcript.lastChild.remove();
   };
 
-  const stopSync = documentCopy.start();
+  const stopSync = documentCopy.start(el);
   return () => {
     stopSync();
     model.off("change:phase", onPhase);

@@ -166,18 +166,29 @@ class LiveDocument {
     this.pendingRequest = null;
   }
 
-  start() {
-    const onCustom = (content) => this.receive(content);
-    const onState = () => this.applyState(this.model.get("state"));
-    this.model.on("msg:custom", onCustom);
-    this.model.on("change:state", onState);
-    const state = this.model.get("state");
-    this.applyState(state);
-    if (!state || state.live !== false) this.requestSnapshot();
-    return () => {
+  // Start following the model; returns the function that stops. `el` is the view's element: a view whose
+  // element was taken out of its output (the kernel replaced the output's view by a new one, and ipywidgets
+  // does not dispose the old view then) stops following by itself.
+  start(el) {
+    let attached = false;
+    const retired = () => {
+      if (el === undefined) return false;
+      if (el.parentNode !== null) attached = true;
+      return attached && el.parentNode === null;
+    };
+    const onCustom = (content) => (retired() ? stop() : this.receive(content));
+    const onState = () => (retired() ? stop() : this.applyState(this.model.get("state")));
+    const stop = () => {
       this.model.off("msg:custom", onCustom);
       this.model.off("change:state", onState);
     };
+    this.model.on("msg:custom", onCustom);
+    this.model.on("change:state", onState);
+    this.applyState(this.model.get("state"));
+    // `state` is only as new as the last quiet point: a view made since (e.g. when a tree's next run brings
+    // its view back) asks for the document as it is now (with no kernel, nothing answers: state stays)
+    this.requestSnapshot();
+    return stop;
   }
 
   message(id) {

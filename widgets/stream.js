@@ -31,7 +31,7 @@ function render({ model, el }) {
       root.dataset.status = state.live === false ? "done" : "streaming";
     },
   });
-  return documentCopy.start();
+  return documentCopy.start(el);
 }
 
 export default { render };

@@ -145,7 +145,7 @@ function render({ model, el }) {
     },
     onBatch: flushCalls,
   });
-  return documentCopy.start();
+  return documentCopy.start(el);
 }
 
 export default { render };

@@ -12,6 +12,7 @@ cleanly (and cancels a reply in progress when the loop was started by `chat()`).
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections import deque
 from typing import Any
 
@@ -42,9 +43,11 @@ class ChatWidget(LiveWidget):
 
     _esm = assets.widget_module("chat.js")
     phase = traitlets.Unicode("waiting").tag(sync=True)
+    # names this chat in the page, where its views keep the user's draft when one view replaces another
+    chat_id = traitlets.Unicode().tag(sync=True)
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+        super().__init__(chat_id=uuid.uuid4().hex, **kwargs)
         self._transcript = IdList("order")
         self._inputs: deque[str] = deque()
         self._input_waiter: asyncio.Future[str] | None = None

@@ -183,3 +183,23 @@ def test_stop_during_a_reply_cancels_it_and_ends_the_loop_cleanly(kernel_session
     calls = kernel_session.value("[(r.agent, r.status) for r in tree.calls]")
     assert calls == [["USER", "finished"], ["OFFLINE_LLM", "finished"], ["USER", "finished"]]  # the user spared
     assert len(kernel_session.value("chat._snapshot()['messages']['m2']['text']")) < len("echo " * 50)
+
+
+def test_stopped_reply_reads_stopped_and_keeps_its_partial_text(kernel_session: KernelSession) -> None:
+    model_id = _chat_cell(kernel_session, reply_delay=0.05)
+    kernel_session.send_to_widget(model_id, {"type": "user-input", "text": "talk slowly"})
+    kernel_session.wait_for(lambda m: m.content.get("comm_id") == model_id and "echo echo" in str(m.content))
+
+    kernel_session.send_to_widget(model_id, {"type": "stop"})
+    _wait_phase(kernel_session, model_id, "stopped")
+    kernel_session.value("await chat.adone()")
+
+    reply = kernel_session.value("chat._snapshot()['messages']['m2']")
+    text = kernel_session.value("chat.to_text()")
+    html = kernel_session.value("chat.to_html()")
+    assert (reply["status"], reply["error"]) == ("failed", "stopped")  # shown as data-status="stopped"
+    assert reply["text"].startswith("echo echo")
+    assert text.endswith(f"{reply['text'].rstrip()}\n[stopped]")
+    assert 'data-status="stopped"' in html
+    assert "Cancel" not in text + html  # no PromiseCancelledError / CancelledError in red
+    assert len(kernel_session.value("chat._snapshot()['order']")) == 2  # no extra error block after the cut

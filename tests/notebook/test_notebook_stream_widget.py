@@ -175,3 +175,23 @@ async def test_stream_widget_follows_a_sequence_in_process() -> None:
         assert repr(widget) == "<MessageStreamWidget: 3 message(s), done>"
         assert [widget.state["messages"][i]["status"] for i in widget.state["order"]] == ["done"] * 3
         assert_inert(widget.to_html())
+
+
+def test_streaming_message_reaches_the_page_as_markdown_while_it_grows(kernel_session: KernelSession) -> None:
+    kernel_session.run(
+        SETUP + "llm = create_offline_agent(lambda m: 'line **one**\\nline two\\n' * 20, token_delay=0.01)"
+    )
+
+    model_id = kernel_session.run("llm.inquire('go')").result[WIDGET_VIEW]["model_id"]
+    _final_state(kernel_session, model_id)
+
+    renders = [
+        event[2]
+        for content in _custom_contents(kernel_session.comm_messages(model_id))
+        for event in content.get("events", [])
+        if event[0] == "message" and "html_upto" in event[2]
+    ]
+    assert len(renders) >= 3, "the growing text was not rendered as it grew"
+    assert [render["html_upto"] for render in renders] == sorted({render["html_upto"] for render in renders})
+    assert all("<strong>one</strong><br />" in render["html"] for render in renders[1:])
+    assert_inert(renders[-1]["html"])

@@ -118,11 +118,12 @@ def browser(chromium_path: Path) -> Iterator[Browser]:
 @pytest.fixture
 def open_notebook(
     browser: Browser, lab_server: LabServer, request: pytest.FixtureRequest
-) -> Iterator[Callable[[list[str]], NotebookPage]]:
+) -> Iterator[Callable[..., NotebookPage]]:
     """
-    `open_notebook(cells)` writes a notebook named after the test, opens it in a fresh page and returns a
-    NotebookPage. At the end the page closes and the notebook's kernel is shut down; a failing test leaves a
-    screenshot `<test>-failed.png` and prints the browser console.
+    `open_notebook(cells, ui="lab")` writes a notebook named after the test, opens it in a fresh page (in
+    JupyterLab, or with ui="notebook" in Notebook 7) and returns a NotebookPage. At the end the page closes
+    and the notebook's kernel is shut down; a failing test leaves a screenshot `<test>-failed.png` and prints
+    the browser console.
     """
     from .notebook_page import NotebookPage
 
@@ -134,8 +135,8 @@ def open_notebook(
     page.on("pageerror", lambda error: console.append(f"[pageerror] {error}"))
     opened: list[NotebookPage] = []
 
-    def open_(cells: list[str]) -> NotebookPage:
-        notebook = NotebookPage.open(page, lab_server, request.node.name, cells)
+    def open_(cells: list[str], ui: str = "lab") -> NotebookPage:
+        notebook = NotebookPage.open(page, lab_server, request.node.name, cells, ui)
         opened.append(notebook)
         return notebook
 

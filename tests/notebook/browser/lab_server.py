@@ -34,6 +34,8 @@ LAB_SETTINGS_OVERRIDES = {
 SERVER_CONFIG = {
     "ServerApp": {"jpserver_extensions": {"jupyter_lsp": False}, "terminals_enabled": False},
     "LabApp": {"check_for_updates_class": "jupyterlab.NeverCheckForUpdate", "extension_manager": "readonly"},
+    # Notebook 7 is served by the same server (its own pages under /notebooks/), with window.jupyterapp too
+    "JupyterNotebookApp": {"expose_app_in_browser": True},
 }
 
 
@@ -65,6 +67,18 @@ class LabServer:
         """Lab showing only this notebook: a workspace of its own, reset, so no earlier tab is restored."""
         workspace = notebook_name.removesuffix(".ipynb")
         return f"{self.url}/lab/workspaces/{workspace}/tree/{notebook_name}?reset&token={self.token}"
+
+    def notebook_url(self, notebook_name: str) -> str:
+        """Notebook 7 (the `notebook` package's single-document UI) showing this notebook."""
+        return f"{self.url}/notebooks/{notebook_name}?token={self.token}"
+
+    def url_for(self, ui: str, notebook_name: str) -> str:
+        """The page showing `notebook_name` in `ui`: "lab" (JupyterLab) or "notebook" (Notebook 7)."""
+        if ui == "lab":
+            return self.lab_url(notebook_name)
+        if ui == "notebook":
+            return self.notebook_url(notebook_name)
+        raise ValueError(f"unknown notebook UI {ui!r}: expected 'lab' or 'notebook'")
 
     def start(self) -> None:
         """Start the server and return once its REST API answers. Raises LabServerError."""

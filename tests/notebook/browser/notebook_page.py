@@ -59,26 +59,65 @@ class NotebookPage:
     name: str
     panel_id: str  # the DOM id of this notebook's panel: every selector is scoped to it
     artifact_name: str  # screenshots are test-artifacts/browser/<artifact_name>[-<label>].png
+    ui: str = "lab"  # "lab" (JupyterLab) or "notebook" (Notebook 7)
 
     @classmethod
-    def open(cls, page: Page, server: LabServer, test_name: str, cells: list[str]) -> NotebookPage:
-        """Write a notebook for `test_name` into the server's root, open it in Lab, wait for an idle kernel."""
+    def open(cls, page: Page, server: LabServer, test_name: str, cells: list[str], ui: str = "lab") -> NotebookPage:
+        """
+        Write a notebook for `test_name` into the server's root, open it in `ui` ("lab" or "notebook"),
+        wait for an idle kernel.
+        """
         artifact_name = _safe_name(test_name)
         name = f"{artifact_name}-{secrets.token_hex(3)}"
         write_notebook(server.root_dir / f"{name}.ipynb", cells)
-        page.goto(server.lab_url(f"{name}.ipynb"), wait_until="domcontentloaded")
-        handle = page.wait_for_function(
+        notebook = cls(page, server, name, "", artifact_name, ui)
+        notebook.panel_id = notebook._goto(len(cells))
+        return notebook
+
+    def _goto(self, cells: int) -> str:
+        """Load this notebook's page, wait for its panel with `cells` cells and an idle kernel; its DOM id."""
+        self.page.goto(self.server.url_for(self.ui, f"{self.name}.ipynb"), wait_until="domcontentloaded")
+        handle = self.page.wait_for_function(
             f"""() => {{
                 const panel = {_PANEL_JS};
                 const kernel = panel && panel.sessionContext && panel.sessionContext.session
                     && panel.sessionContext.session.kernel;
                 const ready = !!kernel && kernel.connectionStatus === 'connected' && kernel.status === 'idle'
-                    && panel.context.path === '{name}.ipynb' && panel.content.widgets.length === {len(cells)};
+                    && panel.context.path === '{self.name}.ipynb' && panel.content.widgets.length === {cells};
                 return ready ? panel.id : false;
             }}""",
             timeout=KERNEL_READY_TIMEOUT_MS,
         )
-        return cls(page, server, name, str(handle.json_value()), artifact_name)
+        return str(handle.json_value())
+
+    # ------------------------------------------------------------------ the document
+    def save(self) -> None:
+        """Save the notebook (as File > Save does) and wait until the file on disk holds it."""
+        self.page.evaluate(
+            f"""async () => {{
+                const panel = {_PANEL_JS};
+                await panel.context.save();
+            }}"""
+        )
+
+    def saved_notebook(self) -> dict[str, Any]:
+        """The notebook file as saved on disk (nbformat JSON)."""
+        return json.loads((self.server.root_dir / f"{self.name}.ipynb").read_text())
+
+    def reopen(self) -> None:
+        """
+        Shut the notebook's kernel down (its widget models are gone with it), then load the page again, as
+        a reader opening the saved notebook later: the saved outputs are shown, nothing is run.
+        """
+        cells = self.cell_count()
+        self.server.shut_down_sessions()
+        self.panel_id = self._goto(cells)
+
+    def set_theme(self, theme: str) -> None:
+        """Switch the UI's theme ("JupyterLab Light" or "JupyterLab Dark") and wait until it applies."""
+        self.page.evaluate("(theme) => window.jupyterapp.commands.execute('apputils:change-theme', {theme})", theme)
+        light = "true" if "Light" in theme else "false"
+        self.page.wait_for_function(f"() => document.body.dataset.jpThemeLight === '{light}'")
 
     @property
     def cells_selector(self) -> str:
