@@ -360,7 +360,9 @@ def create_llm_agent(
     defaults = dict(defaults)
     options = {name: defaults.pop(name) for name in list(defaults) if name in _MINIAGENT_OPTIONS}
     options.setdefault("description", description)
-    Toolbox(defaults.get("tools"), alias)  # raises now for a tool that is not one
+    tools = defaults.pop("tools", None)
+    if tools is not None:
+        tools = Toolbox(tools, alias).entries  # raises now for a tool that is not one; wrapped once, here
     OutputSpec.of(defaults.get("output_type"), alias)
     check_loop_options(
         alias,
@@ -369,7 +371,7 @@ def create_llm_agent(
         defaults.get("output_retries", 1),
     )
     options["non_freezable_kwargs"] = {
-        "tools": defaults.pop("tools", None),
+        "tools": tools,
         "output_type": defaults.pop("output_type", None),
         **(options.get("non_freezable_kwargs") or {}),
     }

@@ -18,7 +18,6 @@ import functools
 import inspect
 import re
 import typing
-import weakref
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -177,8 +176,8 @@ def raw_tool_name(tool: dict[str, Any]) -> str | None:
 
 class Toolbox:
     """
-    The tools of one LLM call, in the order given: `Tool`s (MiniAgents and functions are wrapped, once per
-    object) and raw provider tool dicts, passed through.
+    The tools of one LLM call, in the order given: `Tool`s (MiniAgents and functions are wrapped) and raw provider
+    tool dicts, passed through. (The tools given to `create_*_agent` are wrapped once, there.)
 
     Raises TypeError naming the position of an item that is not a tool, ValueError for two tools of one name.
     """
@@ -222,9 +221,6 @@ class Toolbox:
         return bool(self.entries)
 
 
-_TOOL_CACHE: weakref.WeakKeyDictionary[Any, Tool] = weakref.WeakKeyDictionary()
-
-
 def _as_tool_entry(item: Any, agent_alias: str, index: int) -> Tool | dict[str, Any]:
     if isinstance(item, Tool):
         return item
@@ -233,13 +229,7 @@ def _as_tool_entry(item: Any, agent_alias: str, index: int) -> Tool | dict[str, 
     if isinstance(item, Frozen):  # a provider tool dict that was frozen on its way
         return plain_data(item)
     if isinstance(item, MiniAgent) or callable(item):
-        try:
-            cached = _TOOL_CACHE.get(item)
-        except TypeError:  # not weak-referenceable (e.g. some builtins): made each time
-            return Tool(item)
-        if cached is None:
-            cached = _TOOL_CACHE[item] = Tool(item)
-        return cached
+        return Tool(item)
     raise TypeError(
         f"{agent_alias}: tools[{index}] is a {type(item).__name__} ({item!r:.60}); a tool is a MiniAgent, a "
         "function with type hints, a Tool, or a provider tool dict"
