@@ -45,7 +45,14 @@ LABEL_TO_IMPL = {**{v: k for k, v in LABELS.items()}, **{k: k for k in LABELS}}
 
 class Workload:
     def __init__(
-        self, name: str, worker_name: str, size: str, quick_size: str, title: str, impls: tuple[str, ...] = ()
+        self,
+        name: str,
+        worker_name: str,
+        size: str,
+        quick_size: str,
+        title: str,
+        impls: tuple[str, ...] = (),
+        gc: bool = True,
     ) -> None:
         self.name = name
         self.worker_name = worker_name
@@ -53,6 +60,7 @@ class Workload:
         self.quick_size = quick_size
         self.title = title  # may contain {size}
         self.impls = impls or tuple(IMPLS)  # the implementations that have this workload (the others show "-")
+        self.gc = gc  # False: the worker disables Python's cyclic garbage collector for the timed part
 
 
 OURS_AND_FLOOR = ("asyncio", "ours")
@@ -62,6 +70,24 @@ WORKLOADS = [
     Workload("fanout_10k", "fanout", "10000", "1000", "fan-out: {size} parallel sub-agent calls"),
     Workload(
         "fanout_100k", "fanout", "100000", "10000", "fan-out: {size} parallel sub-agent calls", impls=OURS_AND_FLOOR
+    ),
+    Workload(
+        "fanout_10k_nogc",
+        "fanout",
+        "10000",
+        "1000",
+        "fan-out: {size} parallel sub-agent calls, gc disabled",
+        impls=OURS_AND_FLOOR,
+        gc=False,
+    ),
+    Workload(
+        "fanout_100k_nogc",
+        "fanout",
+        "100000",
+        "10000",
+        "fan-out: {size} parallel sub-agent calls, gc disabled",
+        impls=OURS_AND_FLOOR,
+        gc=False,
     ),
     Workload("fanin", "fanin", "200x500", "20x100", "fan-in: {size} (producers x tokens) -> 1 consumer"),
     Workload("nesting", "nesting", "200", "50", "deep nesting: {size} levels"),
@@ -187,8 +213,8 @@ class Impl:
 # ----------------------------------------------------------------------------------------------------------------------
 
 
-def run_worker(impl: Impl, workload: str, size: str, timeout: float, cwd: Path) -> dict[str, Any]:
-    cmd = [impl.python, str(WORKER), impl.key, workload, size]
+def run_worker(impl: Impl, workload: str, size: str, timeout: float, cwd: Path, gc: bool = True) -> dict[str, Any]:
+    cmd = [impl.python, str(WORKER), impl.key, workload, size] + ([] if gc else ["--no-gc"])
     wall_start = time.perf_counter()
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, env=impl.env, cwd=cwd, timeout=timeout)
@@ -292,7 +318,9 @@ def main() -> int:
                 if (workload.name, impl.key) in timed_out:
                     results[workload.name][impl.key].append({"error": "skipped (timed out before)"})
                     continue
-                record = run_worker(impl, workload.worker_name, sizes[workload.name], args.timeout, cache_dir)
+                record = run_worker(
+                    impl, workload.worker_name, sizes[workload.name], args.timeout, cache_dir, gc=workload.gc
+                )
                 results[workload.name][impl.key].append(record)
                 if record.get("timeout"):
                     timed_out.add((workload.name, impl.key))
@@ -460,6 +488,7 @@ def build_report(workloads, sizes, impls, results, metric: str = "seconds") -> d
     for key, small, large in (
         ("fanout_scaling", "fanout_5k", "fanout_10k"),
         ("fanout_scaling_100k", "fanout_10k", "fanout_100k"),
+        ("fanout_scaling_100k_nogc", "fanout_10k_nogc", "fanout_100k_nogc"),
     ):
         if small in wl and large in wl:
             scaling = {}
@@ -469,7 +498,8 @@ def build_report(workloads, sizes, impls, results, metric: str = "seconds") -> d
                     scaling[impl.key] = b["median"] / a["median"]
             linear = int(wl[large]["size"]) / int(wl[small]["size"])
             report["derived"][key] = {
-                "title": f"fan-out scaling t({wl[large]['size']})/t({wl[small]['size']}) ({linear:.1f} = linear)",
+                "title": f"fan-out scaling t({wl[large]['size']})/t({wl[small]['size']}) ({linear:.1f} = linear)"
+                + (", gc disabled" if key.endswith("_nogc") else ""),
                 "values": scaling,
                 "linear": linear,
             }
@@ -560,13 +590,16 @@ def build_targets(report: dict[str, Any]) -> list[dict[str, Any]]:
     ratio_row(f"fan-out, {size('fanout_5k')} calls", "fanout_5k", 3)
     ratio_row(f"fan-out, {size('fanout_10k')} calls", "fanout_10k", 3)
     ratio_row(f"fan-out, {size('fanout_100k')} calls (one process)", "fanout_100k", 3)
-    scaling = report["derived"].get("fanout_scaling_100k")
-    if scaling:
+
+    def growth_row(key: str, small: str, large: str, note: str) -> None:
+        scaling = report["derived"].get(key)
+        if not scaling:
+            return
         value, linear = scaling["values"].get("ours"), scaling["linear"]
         floor_value = scaling["values"].get("asyncio")
         rows.append(
             {
-                "label": f"fan-out growth t({size('fanout_100k')})/t({size('fanout_10k')})",
+                "label": f"fan-out growth t({size(large)})/t({size(small)}){note}",
                 "floor_label": f"linear = {linear:g}",
                 "floor": None,
                 "floor_text": f"asyncio {floor_value:.2f}" if floor_value else "-",
@@ -577,6 +610,11 @@ def build_targets(report: dict[str, Any]) -> list[dict[str, Any]]:
                 "met": None if value is None else value <= linear * LINEAR_TOLERANCE,
             }
         )
+
+    growth_row("fanout_scaling_100k", "fanout_10k", "fanout_100k", "")
+    ratio_row(f"fan-out, {size('fanout_10k_nogc')} calls, gc disabled (diagnostic)", "fanout_10k_nogc", None)
+    ratio_row(f"fan-out, {size('fanout_100k_nogc')} calls, gc disabled (diagnostic)", "fanout_100k_nogc", None)
+    growth_row("fanout_scaling_100k_nogc", "fanout_10k_nogc", "fanout_100k_nogc", ", gc disabled (diagnostic)")
     ratio_row(f"deep nesting, {size('nesting')} levels", "nesting", 3)
     ratio_row(f"replay, {size('replay')} (tokens x consumers)", "replay", 1.2, floor_label="hand-written replay buffer")
     ratio_row(
@@ -766,6 +804,7 @@ def render_markdown(report: dict[str, Any], impls: list[Impl], meta: dict[str, A
     for key_name, fmt in (
         ("fanout_scaling", lambda v: f"{v:.2f}"),
         ("fanout_scaling_100k", lambda v: f"{v:.2f}"),
+        ("fanout_scaling_100k_nogc", lambda v: f"{v:.2f}"),
         ("bytes_per_call", lambda v: f"{v:,.0f}"),
     ):
         derived = report["derived"].get(key_name)

@@ -5,7 +5,7 @@ Runs ONE (implementation, workload, size) in the current (fresh) process and pri
 
 Usage (normally invoked by run.py, with the right interpreter / PYTHONPATH for the implementation):
 
-    python benchmarks/worker.py IMPL WORKLOAD SIZE
+    python benchmarks/worker.py IMPL WORKLOAD SIZE [--no-gc]
     IMPL     = asyncio | ours | v0013 | v0035
     WORKLOAD = relay | fanout | fanin | nesting | replay | hash | import | store | store_run | cell_fanout
                | toplevel_fanout | tree_rounds | rounds
@@ -68,6 +68,7 @@ def _import_api(impl: str) -> str:
 
 def main() -> None:
     impl, workload, size = sys.argv[1:4]
+    collect_garbage = "--no-gc" not in sys.argv[4:]  # --no-gc: the cyclic garbage collector is off while timed
     if impl not in WORKLOAD_MODULES:
         raise SystemExit(f"unknown implementation {impl!r}")
 
@@ -87,6 +88,8 @@ def main() -> None:
             raise SystemExit(f"workload {workload!r} is not implemented for {impl!r}")
         run = bench(size)  # untimed preparation (data, closures); agents were defined at import time
         gc.collect()
+        if not collect_garbage:
+            gc.disable()
         rss_before_kb = _maxrss_kb()
         start, cpu_start = time.perf_counter(), time.process_time()
         result = run()
@@ -115,6 +118,7 @@ def main() -> None:
                 "peak_rss_kb": peak_rss_kb,
                 "rss_before_kb": rss_before_kb,
                 "check": check,
+                "gc": collect_garbage,
                 "extra": extra,
                 "impl": impl,
                 "workload": workload,
