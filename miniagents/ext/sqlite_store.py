@@ -377,7 +377,7 @@ class SQLiteMessageStore:
             return []
         new_rows: list[_Row] = []  # rows not known to be stored (INSERT OR IGNORE: stored ones stay as they are)
         new_runs: list[_Run] = []
-        links: list[tuple[int, str]] = []
+        links: list[tuple[int | None, str]] = []  # (run id, hash key): the run ids are set by now
         new_keys: list[str] = []
         try:
             connection.execute("BEGIN IMMEDIATE")
@@ -394,7 +394,7 @@ class SQLiteMessageStore:
                 if hash_key not in written:
                     written.add(hash_key)
                     new_rows.append(row)
-                links.append((run_id, hash_key))  # type: ignore[arg-type]  # lastrowid of an INSERT is an int
+                links.append((run_id, hash_key))
             if new_rows:
                 if self._on_commit is not None:
                     stored = _stored_keys(connection, [row[0] for row in new_rows])
