@@ -61,6 +61,7 @@ class LiveWidget(anywidget.AnyWidget):
         self._growing: dict[str, GrowingMarkdown] = {}  # the markdown of each streaming message, by record id
         self._outputs = WidgetOutputs()
         self._shown_in_cell: int | None = None
+        self._loop = _running_loop()  # where the widget's tasks and timers run
         self.on_msg(self._on_front_end_message)
 
     # ------------------------------------------------------- the document
@@ -174,6 +175,15 @@ class LiveWidget(anywidget.AnyWidget):
             await self._quiet.wait()
 
     def _on_front_end_message(self, _: Any, content: dict[str, Any], buffers: list[bytes]) -> None:
+        # JupyterLab (4.4+, with ipywidgets 8) sends widget messages to a kernel subshell: they arrive on another
+        # thread, with its own event loop. Everything a widget does happens on the loop it was made on.
+        loop = self._loop
+        if loop is not None and not loop.is_closed() and _running_loop() is not loop:
+            loop.call_soon_threadsafe(self._on_front_end_content, content)
+        else:
+            self._on_front_end_content(content)
+
+    def _on_front_end_content(self, content: Any) -> None:
         if not isinstance(content, dict):
             return
         if content.get("type") == "snapshot-request":
@@ -244,6 +254,13 @@ class LiveWidget(anywidget.AnyWidget):
         if self._shown_in_cell is not None and self._shown_in_cell == _execution_count():
             return
         self._outputs.display(self._display_bundle())
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 def _execution_count() -> int | None:

@@ -187,10 +187,25 @@ class KernelSession:
         """Every comm_msg the kernel sent for this comm so far."""
         return [m for m in self.iopub if m.msg_type == "comm_msg" and m.content.get("comm_id") == comm_id]
 
-    def send_to_widget(self, model_id: str, content: dict[str, Any]) -> None:
-        """Send a custom message to a widget's model, as its JavaScript would with `model.send(content)`."""
+    def send_to_widget(self, model_id: str, content: dict[str, Any], subshell_id: str | None = None) -> None:
+        """
+        Send a custom message to a widget's model, as its JavaScript would with `model.send(content)`; with
+        `subshell_id`, through that kernel subshell, as JupyterLab 4.4+ sends widget messages.
+        """
         data = {"method": "custom", "content": content}
-        self.client.shell_channel.send(self.client.session.msg("comm_msg", {"comm_id": model_id, "data": data}))
+        message = self.client.session.msg("comm_msg", {"comm_id": model_id, "data": data})
+        if subshell_id is not None:
+            message["header"]["subshell_id"] = subshell_id
+        self.client.shell_channel.send(message)
+
+    def create_subshell(self, timeout: float = 10.0) -> str:
+        """Ask the kernel for a subshell (a thread of its own for shell messages); returns its id."""
+        request = self.client.session.msg("create_subshell_request", {})
+        self.client.control_channel.send(request)
+        reply = self.client.control_channel.get_msg(timeout=timeout)
+        while reply["parent_header"].get("msg_id") != request["header"]["msg_id"]:
+            reply = self.client.control_channel.get_msg(timeout=timeout)
+        return reply["content"]["subshell_id"]
 
     def shutdown(self) -> None:
         self._stop.set()

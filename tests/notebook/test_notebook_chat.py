@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -203,3 +204,27 @@ def test_stopped_reply_reads_stopped_and_keeps_its_partial_text(kernel_session: 
     assert 'data-status="stopped"' in html
     assert "Cancel" not in text + html  # no PromiseCancelledError / CancelledError in red
     assert len(kernel_session.value("chat._snapshot()['order']")) == 2  # no extra error block after the cut
+
+
+def test_chat_messages_sent_through_a_kernel_subshell_are_handled_on_the_chat_loop(
+    kernel_session: KernelSession,
+) -> None:
+    # JupyterLab 4.4+ sends widget messages through a kernel subshell: another thread, another event loop
+    model_id = _chat_cell(kernel_session, reply_delay=0.0)
+    subshell = kernel_session.create_subshell()
+    kernel_session.send_to_widget(model_id, {"type": "snapshot-request", "request": "view"}, subshell)  # a view
+    kernel_session.wait_for(lambda m: m.content.get("comm_id") == model_id and '"view"' in json.dumps(m.content))
+
+    kernel_session.send_to_widget(model_id, {"type": "user-input", "text": "through a subshell"}, subshell)
+    kernel_session.wait_for(
+        lambda m: (
+            m.content.get("comm_id") == model_id
+            and m.content["data"].get("state", {}).get("state", {}).get("live") is False
+            and "echo echo" in str(m.content)
+        )
+    )
+    kernel_session.send_to_widget(model_id, {"type": "stop"}, subshell)
+    _wait_phase(kernel_session, model_id, "stopped")
+
+    assert kernel_session.value("chat.to_text().splitlines()[:2]") == ["USER (user):", "through a subshell"]
+    assert kernel_session.value("await chat.adone() or chat.loop_task.exception()") is None

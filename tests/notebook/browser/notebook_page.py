@@ -117,7 +117,10 @@ class NotebookPage:
         """Switch the UI's theme ("JupyterLab Light" or "JupyterLab Dark") and wait until it applies."""
         self.page.evaluate("(theme) => window.jupyterapp.commands.execute('apputils:change-theme', {theme})", theme)
         light = "true" if "Light" in theme else "false"
-        self.page.wait_for_function(f"() => document.body.dataset.jpThemeLight === '{light}'")
+        # (JupyterLab covers the page with its splash screen while the theme's CSS loads)
+        self.page.wait_for_function(
+            f"() => document.body.dataset.jpThemeLight === '{light}' && !document.querySelector('#jupyterlab-splash')"
+        )
 
     @property
     def cells_selector(self) -> str:
