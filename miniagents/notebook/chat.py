@@ -208,7 +208,7 @@ class _NotebookChat:
         except ChatStopped as exc:
             ctx.reply(exc)  # delivered, not raised: the dialog loop ends without an error being logged
             return
-        user_message = UserMessage(text)
+        user_message = UserMessage(text=text)
         self.widget.add_message(user_message.as_promise, sender=ctx.this_agent.alias)
         await self.chat_history.alog_message(user_message)
         ctx.reply(await self.chat_history.aload_chat_history())

@@ -67,7 +67,7 @@ def _render_link_open(self: RendererHTML, tokens: list[Token], idx: int, options
 
 def _create_markdown_renderer() -> MarkdownIt:
     renderer = MarkdownIt("commonmark", {"html": False, "breaks": True}).enable(["table", "strikethrough"])
-    renderer.validateLink = is_safe_url  # type: ignore[method-assign]
+    renderer.validateLink = is_safe_url
     renderer.add_render_rule("image", _render_image_as_link)
     renderer.add_render_rule("link_open", _render_link_open)
     return renderer

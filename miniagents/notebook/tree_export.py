@@ -6,12 +6,28 @@ Mermaid flowchart. They are deterministic (no timings, no widget ids) so nbval c
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from miniagents.notebook.rendering import entry_html, escape, static_html
 
-if TYPE_CHECKING:
-    from miniagents.notebook.tree_widget import CallRecord
+
+class CallRecord(Protocol):
+    """What the exports read of a call: the live tree's records and the stored run's both have it."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def agent(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def error(self) -> str | None: ...
+    @property
+    def inputs(self) -> Sequence[str]: ...
+    @property
+    def replies(self) -> Sequence[str]: ...
+    @property
+    def children(self) -> Sequence[str]: ...
 
 
 class MermaidDiagram(str):
@@ -55,7 +71,7 @@ def tree_text(roots: Sequence[CallRecord], calls: Mapping[str, CallRecord], mess
 def tree_html(roots: Sequence[CallRecord], calls: Mapping[str, CallRecord], messages: Mapping[str, Any]) -> str:
     """Nested, collapsible HTML (`<details>`), messages rendered and sanitised like the live widget."""
 
-    def section(title: str, ids: list[str]) -> str:
+    def section(title: str, ids: Sequence[str]) -> str:
         if not ids:
             return ""
         blocks = "".join(entry_html(messages[each]) for each in ids if each in messages)
