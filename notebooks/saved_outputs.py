@@ -6,7 +6,8 @@ no widget state and show every widget by its final static form (SPEC 5.7).
     .venv/bin/python notebooks/saved_outputs.py --check    # only report (exit status 1 if any problem)
 
 Stripping removes `metadata.widgets` (saved by nbclient or JupyterLab) and the widget view of every output
-that also has its text/html form (without the model the view can only fail: "model not found"). What it
+that also has its text/html form (without the model the view can only fail: "model not found"); the script also
+drops the per-cell run timestamps nbclient records (`metadata.execution`), noise in every diff. What it
 cannot fix is reported: a widget output without a text/html form, or a MiniAgents widget whose static form is
 not final (still streaming or running: re-execute the notebook, see notebooks/README.md).
 """
@@ -69,6 +70,14 @@ def strip_widget_state(notebook: dict[str, Any]) -> bool:
     return changed
 
 
+def strip_execution_timing(notebook: dict[str, Any]) -> bool:
+    """Remove the run timestamps nbclient records per cell (noise in every diff); True if it changed."""
+    changed = False
+    for cell in notebook.get("cells", []):
+        changed = cell.get("metadata", {}).pop("execution", None) is not None or changed
+    return changed
+
+
 def write_notebook(path: Path, notebook: dict[str, Any]) -> None:
     """Write a notebook as nbformat does (sorted keys, 1-space indent, non-ASCII kept, final newline)."""
     path.write_text(json.dumps(notebook, indent=1, ensure_ascii=False, sort_keys=True) + "\n", encoding="utf-8")
@@ -80,9 +89,12 @@ def main(arguments: list[str]) -> int:
     failed = False
     for path in paths:
         notebook = json.loads(path.read_text(encoding="utf-8"))
-        if not check_only and strip_widget_state(notebook):
-            write_notebook(path, notebook)
-            print(f"{path}: widget state stripped")
+        if not check_only:
+            stripped = strip_widget_state(notebook)
+            if strip_execution_timing(notebook) or stripped:
+                write_notebook(path, notebook)
+            if stripped:
+                print(f"{path}: widget state stripped")
         for problem in problems(notebook):
             failed = True
             print(f"{path}: {problem}")

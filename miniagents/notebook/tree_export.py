@@ -122,6 +122,8 @@ def tree_mermaid(roots: Sequence[CallRecord], calls: Mapping[str, CallRecord], m
     for root in roots:
         add(root)
     lines.extend(edges)
+    if edges:  # the theme picks the colour (light lines in a dark theme); thin lines are hard to see in any
+        lines.append("    linkStyle default stroke-width:2px")
     if failed:
         lines.append("    classDef failed fill:#fdecea,stroke:#c62828,color:#b71c1c")
         lines.append(f"    class {','.join(failed)} failed")
