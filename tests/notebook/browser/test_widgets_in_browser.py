@@ -374,3 +374,41 @@ def test_tree_error_text_with_html_executes_nothing(open_notebook: OpenNotebook)
     assert "Payload:" in own_error_text(failed)
     assert_payload_inert(notebook, tree)
     notebook.screenshot(focus=tree)
+
+
+# ------------------------------------------------------------------------------- (e) markdown while streaming
+
+MARKDOWN_SNAPSHOT = """() => {{
+    const body = {output}?.querySelector('.miniagents-stream .miniagents-message-body');
+    const message = body?.closest('.miniagents-message');
+    return {{
+        status: message?.dataset.status ?? null,
+        strong: body ? body.querySelectorAll('strong').length : 0,
+        lineBreaks: body ? body.querySelectorAll('br').length : 0,
+        monospace: body ? getComputedStyle(body).fontFamily.includes('monospace') : false,
+        length: body?.textContent.length ?? 0,
+    }};
+}}"""
+
+
+def test_streaming_reply_is_shown_as_markdown_from_its_first_lines_to_its_end(open_notebook: OpenNotebook) -> None:
+    reply = "\n".join(f"line **{i}** of the reply" for i in range(12))
+    notebook = open_notebook(
+        [
+            SETUP_CELL + f"llm = create_offline_agent(reply_function=lambda messages: {reply!r}, token_delay=0.05)",
+            'llm.inquire("hi")',
+        ]
+    )
+    recording = notebook.record(MARKDOWN_SNAPSHOT.format(output=notebook.output_js(1)))
+    notebook.run_all()
+    done = notebook.output(1).locator(".miniagents-message[data-status=done]")
+    done.wait_for(timeout=30_000)
+    samples = [sample["value"] for sample in recording.stop()]
+
+    streaming = [sample for sample in samples if sample["status"] == "streaming" and sample["length"] > 0]
+    assert len({sample["strong"] for sample in streaming}) >= 3, f"markdown did not grow while streaming: {samples}"
+    assert not any(sample["monospace"] for sample in samples), "the text was shown in a monospace block"
+    final = samples[-1]
+    assert (final["strong"], final["lineBreaks"]) == (12, 11)  # one block of 12 lines: the line breaks are kept
+    assert all(sample["strong"] <= final["strong"] for sample in samples)  # it only grew: no jump at the end
+    assert done.locator(".miniagents-message-body").inner_text().strip() == reply.replace("**", "")
