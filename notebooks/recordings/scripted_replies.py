@@ -86,6 +86,23 @@ to call when a promise resolves, and it is what `MiniAgents` builds on.
 - **`PromisingContext`**: activate it with `async with` (or `activate()` and `await afinalize()`); schedule work
   with `start_asap(...)`; `on_promise_resolved` registers handlers; on exit it waits for every task it
   started, and when cancelled or interrupted it cancels its own tasks first.""",
+    "miniagents.promising.observers": """\
+## `miniagents.promising.observers`
+
+The observers of a context (a promise resolved, a message to persist, an agent called), kept in one object per
+context and merged with the parent context's once, when it is activated.
+
+- **`Observers`**: `add(kind, handler)` validates what it is given (an async callable where one is needed);
+  `notify(kind, ...)` calls every synchronous observer, and one that raises is logged with its name without
+  breaking the caller or the other observers.""",
+    "miniagents.promising.ownership": """\
+## `miniagents.promising.ownership`
+
+Who owns which task: every task the framework starts belongs to a `TaskOwner`, and owners form a tree whose root
+belongs to the active context (an agent call is an owner one level down).
+
+- **`TaskOwner`**: `start(coroutine)` runs a task it owns; `cancel()` cancels its whole subtree, whether or not
+  the tasks have taken their first step; cleanup that must always happen runs in the task's done callback.""",
     "miniagents.promising.promising": """\
 ## `miniagents.promising.promising`
 
