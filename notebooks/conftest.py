@@ -123,7 +123,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         f"the aim of under {AIM:.0%}. ('raises' cells still compare the error's name and message.)"
     )
     if total.without_reason:
-        write(f"markers without a reason comment in the cell: {', '.join(total.without_reason)}", red=True)
+        write(f"markers without a reason comment in the cell: {', '.join(map(str, total.without_reason))}", red=True)
 
 
 # ----------------------------------------------------------------------------- outputs updated after their cell
@@ -143,7 +143,7 @@ class NotebookDisplays:
         self.deferred: list[tuple[IPyNbCell, list[Any], list[Any]]] = []
         self.updates_applied = 0
         self._get_message: Callable[..., Any] = notebook.get_kernel_message
-        notebook.get_kernel_message = self.get_kernel_message  # type: ignore[method-assign]
+        notebook.get_kernel_message = self.get_kernel_message
 
     def get_kernel_message(self, timeout: float | None = None, stream: str = "iopub") -> Any:
         """nbval's way of reading the kernel, seen through: display outputs are noted and updates applied."""
@@ -233,7 +233,5 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 def _watch_cell(cell: IPyNbCell, displays: NotebookDisplays, compares: dict[int, Callable[..., bool]]) -> None:
     runtest, compare = cell.runtest, cell.compare_outputs
     compares[id(cell)] = compare
-    cell.runtest = lambda: displays.run_cell(cell, runtest)  # type: ignore[method-assign]
-    cell.compare_outputs = lambda test, ref, skip_compare=None: displays.compare_or_defer(  # type: ignore[method-assign]
-        cell, compare, test, ref
-    )
+    cell.runtest = lambda: displays.run_cell(cell, runtest)
+    cell.compare_outputs = lambda test, ref, skip_compare=None: displays.compare_or_defer(cell, compare, test, ref)

@@ -21,7 +21,7 @@ from .processes import descendant_processes
 from .wheel_venv import LabVenv, build_wheel, ensure_lab_venv
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser
+    from playwright.sync_api import Browser, ViewportSize
 
     from .notebook_page import NotebookPage
 
@@ -36,7 +36,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-VIEWPORT = {"width": 1280, "height": 1024}
+VIEWPORT: ViewportSize = {"width": 1280, "height": 1024}
 DEFAULT_TIMEOUT_MS = 20_000
 
 _skip_reasons: list[str] = []

@@ -119,7 +119,8 @@ class LabServer:
 
     def shut_down_sessions(self) -> None:
         """Shut down every notebook session (and so its kernel), so tests don't pile up kernels."""
-        for session in self.api("GET", "/api/sessions") or []:
+        sessions = self.api("GET", "/api/sessions")
+        for session in sessions if isinstance(sessions, list) else []:
             with contextlib.suppress(urllib.error.URLError):
                 self.api("DELETE", f"/api/sessions/{session['id']}")
 
