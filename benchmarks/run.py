@@ -879,7 +879,15 @@ def machine_description(python: str) -> dict[str, Any]:
             return ""
 
     cpuinfo = read("/proc/cpuinfo")
+
+    def cpu_field(name: str) -> str | None:
+        return next(
+            (line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.split(":")[0].strip() == name),
+            None,
+        )
+
     models = [line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")]
+    hypervisor = "hypervisor" in (cpu_field("flags") or "").split()
     mem_kb = next(
         (int(line.split()[1]) for line in read("/proc/meminfo").splitlines() if line.startswith("MemTotal")), 0
     )
@@ -907,6 +915,10 @@ def machine_description(python: str) -> dict[str, Any]:
         "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
         "cpu": f"{models[0] if models else platform.processor() or 'unknown'}",
         "logical_cpus": os.cpu_count(),
+        "cores": cpu_field("cpu cores"),
+        "cpu_mhz": cpu_field("cpu MHz"),
+        "cache": cpu_field("cache size"),
+        "virtual_machine": hypervisor,
         "ram": f"{mem_kb / 1024 / 1024:.1f} GiB",
         "os": f"{os_name} (kernel {platform.release()}, {platform.machine()})",
         "python": f"{platform.python_implementation()} {platform.python_version()} ({python})",
