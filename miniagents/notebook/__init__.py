@@ -29,7 +29,7 @@ from miniagents.notebook.chat import (
 from miniagents.notebook.rendering import is_safe_url, render_markdown
 from miniagents.notebook.run_scope import RunScope
 from miniagents.notebook.stored_run import StoredRunTree
-from miniagents.notebook.stream_widget import MessageStreamWidget
+from miniagents.notebook.stream_widget import MessageStreamWidget, show_reply
 from miniagents.notebook.tree_export import MermaidDiagram
 from miniagents.notebook.tree_widget import MessageTree, show_tree
 
@@ -50,6 +50,7 @@ __all__ = [
     "is_safe_url",
     "load_ipython_extension",
     "render_markdown",
+    "show_reply",
     "show_tree",
     "unload_ipython_extension",
 ]

@@ -45,16 +45,18 @@ class _NotebookSession:
         attribute_calls_to_scopes(self.context)
         if self.ipython is None:
             return
-        formatter = self.ipython.display_formatter.mimebundle_formatter
-        formatter.for_type(MessagePromise, _reply_mimebundle)
-        formatter.for_type(MessageSequencePromise, _reply_mimebundle)
+        # a reply displays itself (display_data with a display id), so its output can be updated with its final
+        # form when it is complete (an execute_result cannot be updated)
+        formatter = self.ipython.display_formatter.ipython_display_formatter
+        formatter.for_type(MessagePromise, _show_reply)
+        formatter.for_type(MessageSequencePromise, _show_reply)
         self.ipython.events.register("pre_run_cell", self._pre_run_cell)
         self.ipython.events.register("post_run_cell", self._post_run_cell)
 
     def uninstall(self) -> None:
         if self.ipython is None:
             return
-        formatter = self.ipython.display_formatter.mimebundle_formatter
+        formatter = self.ipython.display_formatter.ipython_display_formatter
         for cls in (MessagePromise, MessageSequencePromise):
             formatter.type_printers.pop(cls, None)
         for event, callback in (("pre_run_cell", self._pre_run_cell), ("post_run_cell", self._post_run_cell)):
@@ -150,11 +152,10 @@ def sender_of(replies: MessageSequencePromise) -> str | None:
     return None if _session is None else _session.sender_of(replies)
 
 
-def _reply_mimebundle(promise: MessagePromise | MessageSequencePromise) -> tuple[dict[str, Any], dict[str, Any]]:
-    from miniagents.notebook.stream_widget import MessageStreamWidget
+def _show_reply(promise: MessagePromise | MessageSequencePromise) -> None:
+    from miniagents.notebook.stream_widget import show_reply
 
-    sender = sender_of(promise) if isinstance(promise, MessageSequencePromise) else None
-    return MessageStreamWidget(promise, sender=sender)._repr_mimebundle_()
+    show_reply(promise, sender=sender_of(promise) if isinstance(promise, MessageSequencePromise) else None)
 
 
 def load_ipython_extension(ipython: Any) -> None:

@@ -89,9 +89,12 @@ class CellResult:
 
     @property
     def result(self) -> dict[str, Any]:
-        """The data bundle of the cell's value (execute_result)."""
+        """The data bundle of the cell's value (its execute_result, or the display a reply makes of itself)."""
         for message in self.messages:
             if message.msg_type == "execute_result":
+                return message.content["data"]
+        for message in self.messages:
+            if message.msg_type == "display_data":
                 return message.content["data"]
         raise AssertionError(f"the cell has no value; outputs: {[m.msg_type for m in self.messages]}")
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 from html_inspection import assert_inert
 from kernel_session import CellResult, IopubMessage, KernelSession
 
@@ -178,11 +177,6 @@ def test_closed_widget_output_falls_back_to_its_static_forms(kernel_session: Ker
     assert set(update.content["data"]) == {"text/plain", "text/html"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="activation.py shows a reply that is a cell's value as an execute_result, which no display update "
-    "can reach; it should display it with stream_widget.show_reply (change requested from the lead)",
-)
 def test_reply_as_cell_value_gets_its_final_static_form(kernel_session: KernelSession) -> None:
     kernel_session.run(SETUP + f"llm = create_offline_agent(lambda m: {POEM!r}, token_delay=0.01)")
 
