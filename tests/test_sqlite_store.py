@@ -309,7 +309,17 @@ async def test_on_commit_names_only_newly_stored_keys_when_some_were_stored_befo
 async def test_interleaved_contexts_are_separate_runs_when_they_persist_at_the_same_time(
     store: SQLiteMessageStore,
 ) -> None:
-    both_started = asyncio.Barrier(2)
+    started: list[str] = []
+    both_started_event = asyncio.Event()
+
+    class _BothStarted:  # asyncio.Barrier(2), which Python 3.10 lacks
+        async def wait(self) -> None:
+            started.append("one")
+            if len(started) == 2:
+                both_started_event.set()
+            await both_started_event.wait()
+
+    both_started = _BothStarted()
 
     async def run(name: str) -> None:
         async with MiniAgents(on_persist_message=store.on_persist_message) as context:
