@@ -163,14 +163,10 @@ class PromisingContext:
         task.add_done_callback(self._forget_task)
 
     def count_task(self, task: asyncio.Task[Any]) -> None:
-        """Count `task` among this context's tasks; whoever calls this calls `uncount_task()` when it ends."""
+        """Count `task` among this context's tasks; the caller discards it from `tasks_in_flight` when it ends."""
         if self.loop is None:
             self.loop = task.get_loop()
         self.tasks_in_flight.add(task)
-
-    def uncount_task(self, task: asyncio.Task[Any]) -> None:
-        """`task` (counted with `count_task()`) has ended."""
-        self.tasks_in_flight.discard(task)
 
     def create_task(
         self, coroutine: Coroutine[Any, Any, T], on_done: TaskDoneCallback | None = None

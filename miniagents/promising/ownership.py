@@ -146,8 +146,3 @@ class TaskOwner:
     def running_tasks(self) -> tuple[asyncio.Task[Any], ...]:
         """The owned tasks (not the subtree's) that have not ended yet."""
         return tuple(self._tasks or ())
-
-
-def set_current_owner(owner: TaskOwner | None) -> None:
-    """Make `owner` the owner of tasks started from now on in this execution context."""
-    current_owner_var.set(owner)
