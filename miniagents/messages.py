@@ -244,6 +244,9 @@ class MessagePromise(StreamedPromise[str, Message]):
     A promise of a Message whose text can be consumed token by token: `async for token in promise`.
 
     `preliminary_metadata` is readable before any token arrives; `await promise` gives the Message.
+    `message_class` builds that Message once the tokens are complete, called with the metadata so far and
+    `text=` the joined tokens: a Message subclass, or any callable returning a Message (a hook that can
+    check or replace the message the promise resolves to, e.g. validating structured output).
     """
 
     __slots__ = ("_message_class", "_metadata_so_far", "_preliminary_metadata", "_token_streamer")
@@ -253,7 +256,7 @@ class MessagePromise(StreamedPromise[str, Message]):
         start_asap: bool | Sentinel = DEFAULT,
         message_token_streamer: MessageTokenStreamer | None = None,
         prefill_message: Message | None = None,
-        message_class: type[Message] = Message,
+        message_class: Callable[..., Message] = Message,
         **preliminary_metadata: Any,
     ) -> None:
         self._message_class = message_class

@@ -32,7 +32,7 @@ from miniagents.ext.llm.llm_messages import (
     UserMessage,
 )
 from miniagents.ext.llm.llm_request import LLMRequest, message_role, plain_data
-from miniagents.ext.llm.structured import ModelTurn, OutputReplyPromise, OutputSpec
+from miniagents.ext.llm.structured import ModelTurn, OutputSpec
 from miniagents.ext.llm.tool_loop import arun_tool_loop
 from miniagents.ext.llm.tools import Toolbox
 from miniagents.messages import Message, MessagePromise
@@ -154,13 +154,12 @@ class LLMAgent:
         streamer = functools.partial(self._atoken_streamer, history, turn)
         if turn is None or self.output is None:
             return self.response_message_class.promise(message_token_streamer=streamer, **metadata)
-        output = self.output
-        return OutputReplyPromise(
-            streamer,
-            self.response_message_class,
-            lambda message: output.finish(message, turn, self.output_via_tool),
-            **metadata,
-        )
+        output, message_class, via_tool = self.output, self.response_message_class, self.output_via_tool
+
+        def output_message(**fields: Any) -> Message:  # the resolved reply: an output instance when it validates
+            return output.finish(message_class(**fields), turn, via_tool)
+
+        return MessagePromise(message_token_streamer=streamer, message_class=output_message, **metadata)
 
     async def _atoken_streamer(
         self, history: tuple[Message, ...] | None, turn: ModelTurn | None, metadata_so_far: dict[str, Any]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import inspect
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, cast
 
@@ -22,11 +22,10 @@ from pydantic import BaseModel, ValidationError, create_model
 
 from miniagents.ext.llm.llm_messages import ToolCallRequest
 from miniagents.ext.llm.llm_request import plain_data
-from miniagents.messages import Message, MessagePromise, MessageTokenStreamer
+from miniagents.messages import Message
 
 __all__ = [
     "ModelTurn",
-    "OutputReplyPromise",
     "OutputSpec",
     "OutputValidationError",
     "clean_schema",
@@ -272,27 +271,3 @@ def message_class_with_output(base: type[Message], output_type: type[BaseModel])
             f"{base.__name__}[{output_type.__name__}]", (base,), namespace
         )
     return made
-
-
-class OutputReplyPromise(MessagePromise):
-    """
-    The promise of a model turn when an output type is set: it streams like any reply, and once resolved the
-    message goes through `finish`, which makes it an output instance when the answer validates.
-    """
-
-    __slots__ = ("_finish",)
-
-    def __init__(
-        self,
-        message_token_streamer: MessageTokenStreamer,
-        message_class: type[Message],
-        finish: Callable[[Message], Message],
-        **preliminary_metadata: Any,
-    ) -> None:
-        self._finish = finish
-        super().__init__(
-            message_token_streamer=message_token_streamer, message_class=message_class, **preliminary_metadata
-        )
-
-    async def _resolver(self) -> Message:
-        return self._finish(await super()._resolver())
