@@ -16,6 +16,7 @@ from miniagents.interrupts import Interrupter
 from miniagents.messages import Message, MessageSequencePromise
 from miniagents.promising.context import PROMISE_RESOLVED
 from miniagents.promising.promising import Promise, PromisingContext
+from miniagents.usage import TokenUsage
 
 if TYPE_CHECKING:
     from miniagents.agent_call import AgentCall
@@ -55,6 +56,7 @@ class MiniAgents(PromisingContext):
         self._open_inputs: set[AgentCall] = set()  # calls from initiate_inquiry() whose input is not finished
         self._empty_sequence_promise: MessageSequencePromise | None = None
         self._persist_scope = object()  # what messages are marked with once handed to this context's handlers
+        self._token_usage = TokenUsage()
 
     @classmethod
     def get_current(cls) -> MiniAgents:
@@ -110,6 +112,11 @@ class MiniAgents(PromisingContext):
         while self._open_inputs:
             self._open_inputs.pop().finish()
         await super().afinalize()
+
+    @property
+    def token_usage(self) -> TokenUsage:
+        """The providers' token usage of the LLM replies of this run, by model (each added when it resolves)."""
+        return self._token_usage
 
     # ------------------------------------------------------- for agent calls
 

@@ -204,6 +204,9 @@ class LLMAgent:
                 self.llm_logger.log_call(request, tokens, response, error, replayed, self._secrets())
         if self.response_cache is not None and not replayed:
             self.response_cache.record(request, tokens, response, self._secrets())
+        context = MiniAgents.get_current_or_none()
+        if isinstance(context, MiniAgents):  # the run's totals (SPEC 4.4)
+            context.token_usage.add(response.get("model") or self.model, response.get("usage"))
         for name, value in response.items():
             # a server that leaves a field empty (`model: ""`) does not erase what was known before
             if name not in _PROTECTED_FIELDS and not (name in metadata_so_far and _is_empty(value)):
