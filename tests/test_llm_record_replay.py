@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 from miniagents import Frozen, Message, MiniAgent, MiniAgents
-from miniagents.ext.llm import LLMCacheMissError, LLMRequest, LLMResponseCache
+from miniagents.ext.llm import LLMCacheMissError, LLMRequest, LLMResponseCache, ToolResultMessage
 from miniagents.ext.llm.anthropic import create_anthropic_agent
+from miniagents.ext.llm.llm_messages import message_tool_calls
 from miniagents.ext.llm.offline import create_offline_agent
 from miniagents.ext.llm.openai import create_openai_agent
 from tests.support.llm_agent_testing import API_KEY, SDKClients, aread_replies, asingle_reply, within
@@ -26,7 +27,10 @@ SCRIPT = [
 
 
 async def aconverse(agent: MiniAgent, turns: tuple[str, ...] = TURNS) -> tuple[list[Message], list[list[str]]]:
-    """A multi-turn conversation: each turn sends the whole history so far; returns replies and token chunks."""
+    """
+    A multi-turn conversation: each turn sends the whole history so far; returns replies and token chunks. A
+    reply's tool calls are answered (one result each, right after it) before the next turn, as a provider requires.
+    """
     history: list[Any] = []
     replies: list[Message] = []
     chunks: list[list[str]] = []
@@ -34,6 +38,10 @@ async def aconverse(agent: MiniAgent, turns: tuple[str, ...] = TURNS) -> tuple[l
         history.append(turn)
         tokens, message = await asingle_reply(agent.inquire(list(history)))
         history.append(message)
+        history.extend(
+            ToolResultMessage(text=f"{call.name} found nothing", tool_call_id=call.id, tool_name=call.name)
+            for call in message_tool_calls(message)
+        )
         replies.append(message)
         chunks.append(tokens)
     return replies, chunks

@@ -13,7 +13,8 @@ endpoints; when the queue is empty the reply echoes the last user message, token
 Requests are checked the way the providers check them where it matters for tool calls and structured output
 (`openai_request_error` / `anthropic_request_error`: every tool call answered right after it, tool results only
 for the calls just made, tool and schema shapes, `tool_choice` naming a tool...): a request the provider would
-refuse gets its HTTP 400, and takes nothing from the queue, with `LLMWireServer(validate_requests=True)`.
+refuse gets its HTTP 400, and takes nothing from the queue (on by default; `LLMWireServer(validate_requests=False)`
+serves such requests anyway, for a test that sends one on purpose).
 The server runs in its own thread on 127.0.0.1:<free port> and never depends on the caller's event loop.
 """
 
@@ -199,7 +200,7 @@ def _text_of(content: Any) -> str:
 class _State:
     """Everything shared between the test thread and the handler threads, behind one lock."""
 
-    def __init__(self, reject_null_content: bool = False, validate_requests: bool = False) -> None:
+    def __init__(self, reject_null_content: bool = False, validate_requests: bool = True) -> None:
         self.reject_null_content = reject_null_content
         self.validate_requests = validate_requests
         self.lock = threading.Lock()
@@ -440,10 +441,10 @@ class _HTTPServer(ThreadingHTTPServer):
 class LLMWireServer:
     """The fake server. Use as a context manager, or call `start()` / `stop()` yourself."""
 
-    def __init__(self, reject_null_content: bool = False, validate_requests: bool = False) -> None:
+    def __init__(self, reject_null_content: bool = False, validate_requests: bool = True) -> None:
         """`reject_null_content=True` answers HTTP 500 to a request holding a message with `content: null`, as
         llama.cpp's server does (OpenAI accepts it on an assistant message with `tool_calls`).
-        `validate_requests=True` answers HTTP 400 to a request the provider would refuse (module docstring)."""
+        `validate_requests` (on by default) answers HTTP 400 to a request the provider would refuse."""
         self._state = _State(reject_null_content, validate_requests)
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None

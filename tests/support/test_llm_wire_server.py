@@ -438,7 +438,7 @@ def test_output_chunks_must_join_to_the_output() -> None:
         Reply(output=FORECAST, output_chunks=['{"city": "Paris"}'])
 
 
-# --- request validation (LLMWireServer(validate_requests=True)) -------------------------------------------------
+# --- request validation (on by default; LLMWireServer(validate_requests=False) turns it off) -----------------
 
 CALL = {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}
 TOOL_USE = {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {"city": "Paris"}}
@@ -564,7 +564,19 @@ async def test_answered_tool_calls_are_accepted_by_the_strict_server(strict: LLM
 
 
 @pytest.mark.asyncio
-async def test_requests_are_not_validated_unless_asked(server: LLMWireServer, clients: Clients) -> None:
+async def test_requests_are_validated_by_default(server: LLMWireServer, clients: Clients) -> None:
     unanswered = [*USER, {"role": "assistant", "content": "", "tool_calls": [CALL]}, *USER]
-    completion = await within(clients.openai().chat.completions.create(model="m", messages=unanswered))  # type: ignore[arg-type]
+    with pytest.raises(openai.BadRequestError, match="did not have response messages: call_1"):
+        await within(clients.openai(max_retries=0).chat.completions.create(model="m", messages=unanswered))  # type: ignore[arg-type]
+
+
+@pytest.mark.asyncio
+async def test_requests_are_served_unvalidated_when_asked() -> None:
+    unanswered = [*USER, {"role": "assistant", "content": "", "tool_calls": [CALL]}, *USER]
+    # the purpose here is a request the provider would refuse: validation off on purpose
+    with LLMWireServer(validate_requests=False) as lenient:
+        made = Clients(lenient)
+        completion = await within(made.openai().chat.completions.create(model="m", messages=unanswered))  # type: ignore[arg-type]
+        for client in made.made:
+            await client.close()
     assert completion.choices[0].message.content == "say hello"
