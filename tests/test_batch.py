@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from miniagents import InteractionContext, MiniAgents, miniagent
+from miniagents import InteractionContext, Message, MiniAgents, miniagent
+from miniagents.batch import reply_usage
 from miniagents.utils import BatchProgress, amap
 
 
@@ -88,3 +89,219 @@ def test_progress_has_rate_and_eta() -> None:
     assert progress.finished == 5
     assert progress.rate > 0
     assert progress.eta_seconds is not None
+
+
+def test_progress_rate_stops_at_the_end_of_the_batch() -> None:
+    progress = BatchProgress(total=4, done=4, started_at=10.0, ended_at=12.0)
+    assert progress.elapsed == 2.0
+    assert progress.rate == 2.0
+    assert progress.eta_seconds == 0.0
+
+
+class Gate:
+    """Calls that block until released, counted as they start: the cap is seen with events, never timed."""
+
+    def __init__(self, expected_at_once: int) -> None:
+        self.expected_at_once = expected_at_once
+        self.started: list[str] = []
+        self.cancelled: list[str] = []
+        self.running = 0
+        self.full = asyncio.Event()  # set when `expected_at_once` calls are at work together
+        self.release = asyncio.Event()
+
+    def agent(self) -> Any:
+        @miniagent
+        async def gated(ctx: InteractionContext) -> None:
+            [message] = await ctx.messages.aresolve_messages()
+            self.started.append(message.text)
+            self.running += 1
+            if self.running == self.expected_at_once:
+                self.full.set()
+            try:
+                await self.release.wait()
+                ctx.reply(message.text.upper())
+            except asyncio.CancelledError:
+                self.cancelled.append(message.text)
+                raise
+            finally:
+                self.running -= 1
+
+        return gated
+
+
+async def settle(turns: int = 50) -> None:
+    """Let every task that can run do so (the calls that would start beyond the cap get their chance)."""
+    for _ in range(turns):
+        await asyncio.sleep(0)
+
+
+@pytest.mark.parametrize("concurrency", [1, 3, 8])
+async def test_no_more_than_concurrency_calls_start_until_one_finishes(concurrency: int) -> None:
+    gate = Gate(expected_at_once=concurrency)
+    inputs = [f"x{i}" for i in range(20)]
+    async with MiniAgents():
+        batch = asyncio.ensure_future(amap(gate.agent(), inputs, concurrency=concurrency))
+        await asyncio.wait_for(gate.full.wait(), 5)
+        await settle()
+        at_the_cap = list(gate.started)
+        gate.release.set()
+        rows = await asyncio.wait_for(batch, 5)
+
+    assert at_the_cap == inputs[:concurrency]  # started in input order, and no more than the cap
+    assert [row.text for row in rows] == [text.upper() for text in inputs]
+
+
+async def test_cancelling_the_batch_cancels_running_calls_starts_no_more_and_keeps_finished_rows() -> None:
+    gate = Gate(expected_at_once=2)
+    finished: list[str] = []
+    progress: list[BatchProgress] = []
+
+    @miniagent
+    async def quick_or_gated(ctx: InteractionContext) -> None:
+        [message] = await ctx.messages.aresolve_messages()
+        if message.text.startswith("quick"):
+            ctx.reply("done " + message.text)
+        else:
+            await gated.inquire(message).aresolve_messages()
+
+    gated = gate.agent()
+    inputs = ["quick 0", "quick 1", "slow 2", "slow 3", "slow 4", "slow 5"]
+    async with MiniAgents():
+        batch = asyncio.ensure_future(
+            amap(
+                quick_or_gated,
+                inputs,
+                concurrency=2,
+                on_row=lambda row: finished.append(row.text),
+                on_progress=progress.append,
+            )
+        )
+        await asyncio.wait_for(gate.full.wait(), 5)
+        batch.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await batch
+        running_when_amap_returned = gate.running
+        await settle()
+
+    assert finished == ["done quick 0", "done quick 1"]  # the rows finished before the cancel were given out
+    assert gate.started == ["slow 2", "slow 3"]  # nothing started after the cancel
+    assert sorted(gate.cancelled) == ["slow 2", "slow 3"]  # the calls at work were cancelled...
+    assert running_when_amap_returned == 0  # ...and had stopped when amap raised
+    final = progress[-1]
+    assert (final.done, final.failed, final.running, final.ended_at is not None) == (2, 0, 0, True)
+
+
+async def test_rows_add_up_the_token_usage_of_their_replies() -> None:
+    from miniagents.ext.llm.offline import OfflineModel, OfflineReply, create_offline_agent
+
+    model = OfflineModel(lambda messages: OfflineReply("a b", usage={"input_tokens": 10, "output_tokens": 2}))
+    llm = create_offline_agent(model)
+
+    @miniagent
+    async def twice(ctx: InteractionContext) -> None:
+        ctx.reply(llm.inquire(ctx.messages))
+        ctx.reply(llm.inquire(ctx.messages))
+
+    @miniagent
+    async def openai_shaped(ctx: InteractionContext) -> None:
+        ctx.reply(Message(text="hi", usage={"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10}))
+
+    progress: list[BatchProgress] = []
+    async with MiniAgents():
+        rows = await amap(twice, ["p", "q"], on_progress=progress.append)
+        [openai_row] = await amap(openai_shaped, ["r"])
+
+    assert [(row.input_tokens, row.output_tokens) for row in rows] == [(20, 4), (20, 4)]
+    assert (progress[-1].input_tokens, progress[-1].output_tokens) == (40, 8)
+    assert (openai_row.input_tokens, openai_row.output_tokens) == (7, 3)
+    assert reply_usage([Message(text="no usage")]) == (0, 0)
+
+
+async def test_a_failed_row_reads_as_a_record() -> None:
+    async with MiniAgents():
+        rows = await amap(make_agent([], fail_on=frozenset({"b"})), ["a", "b"])
+    assert rows[0].as_record() == {
+        "input": "a",
+        "ok": True,
+        "text": "A!",
+        "error": "",
+        "input_tokens": 0,
+        "output_tokens": 0,
+        "seconds": rows[0].seconds,
+    }
+    assert rows[1].as_record()["error"] == "ValueError: cannot shout b"
+    assert rows[1].as_record()["ok"] is False
+
+
+async def test_an_empty_batch_gives_no_rows_and_calls_nothing() -> None:
+    seen: list[int] = []
+    progress: list[BatchProgress] = []
+    async with MiniAgents():
+        assert await amap(make_agent(seen), [], on_progress=progress.append) == []
+    assert seen == []
+    assert (progress[-1].total, progress[-1].finished) == (0, 0)
+
+
+async def test_inputs_may_be_any_iterable_and_none_calls_without_input() -> None:
+    @miniagent
+    async def count_inputs(ctx: InteractionContext) -> None:
+        ctx.reply(str(len(await ctx.messages.aresolve_messages())))
+
+    async with MiniAgents():
+        rows = await amap(count_inputs, (item for item in [None, "one", ["two", "three"], Message(text="m")]))
+    assert [row.text for row in rows] == ["0", "1", "2", "1"]
+
+
+NOT_SEVERAL_INPUTS = st.one_of(
+    st.none(),
+    st.integers(),
+    st.floats(allow_nan=False),
+    st.booleans(),
+    st.text(),
+    st.binary(),
+    st.builds(lambda text: Message(text=text), st.text(max_size=5)),
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(inputs=NOT_SEVERAL_INPUTS)
+def test_inputs_that_are_not_an_iterable_of_inputs_are_refused_by_name(inputs: Any) -> None:
+    seen: list[int] = []
+
+    async def arun() -> None:
+        async with MiniAgents():
+            await amap(make_agent(seen), inputs)
+
+    with pytest.raises(TypeError, match=r"amap\(\) takes an iterable of inputs"):
+        asyncio.run(arun())
+    assert seen == []
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    concurrency=st.one_of(
+        st.integers(max_value=0), st.floats(allow_nan=False), st.booleans(), st.text(), st.none(), st.just([2])
+    )
+)
+def test_any_bad_concurrency_is_refused_before_a_call(concurrency: Any) -> None:
+    seen: list[int] = []
+
+    async def arun() -> None:
+        async with MiniAgents():
+            await amap(make_agent(seen), ["a"], concurrency=concurrency)
+
+    with pytest.raises(ValueError, match=r"concurrency must be a whole number >= 1, got "):
+        asyncio.run(arun())
+    assert seen == []
+
+
+async def test_an_async_stream_of_inputs_is_refused_with_the_fix() -> None:
+    async with MiniAgents():
+        replies = make_agent([]).inquire("a")
+        with pytest.raises(TypeError, match="resolve it into a list first"):
+            await amap(make_agent([]), replies)  # type: ignore[arg-type]
+
+
+async def test_amap_without_an_active_context_says_how_to_start_one() -> None:
+    with pytest.raises(RuntimeError, match="No MiniAgents context is active"):
+        await amap(make_agent([]), ["a"])
