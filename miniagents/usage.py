@@ -45,12 +45,9 @@ def usage_of(usage: Any) -> ModelUsage | None:
     """
     if usage is None:
         return None
-    if isinstance(usage, Mapping):
-        read = usage.get
-    else:
 
-        def read(name: str) -> Any:
-            return getattr(usage, name, None)
+    def read(name: str) -> Any:
+        return usage.get(name) if isinstance(usage, Mapping) else getattr(usage, name, None)
 
     found = False
     counts = [0, 0]

@@ -18,6 +18,8 @@ SHARED_MODULE = "live.js"
 STYLESHEET = "messages.css"
 # What only the live widgets need (a chat's input and buttons, the cursor of a streaming message).
 LIVE_STYLESHEET = "controls.css"
+# What the tree of agent calls adds (references to forwarded replies, failure marks, folded calls, totals).
+TREE_STYLESHEET = "tree.css"
 
 _CSS_COMMENT = re.compile(r"/\*.*?\*/", re.DOTALL)
 _CSS_SPACE = re.compile(r"\s*([{};,>])\s*|\s+")
@@ -44,11 +46,11 @@ def widget_module(name: str) -> str:
 
 def stylesheet() -> str:
     """The CSS of the live widgets (stream, tree, chat)."""
-    return f"{read_widget_file(STYLESHEET)}\n{read_widget_file(LIVE_STYLESHEET)}"
+    return f"{read_widget_file(STYLESHEET)}\n{read_widget_file(TREE_STYLESHEET)}\n{read_widget_file(LIVE_STYLESHEET)}"
 
 
 @cache
 def static_stylesheet() -> str:
-    """The CSS a widget's static HTML carries along: `messages.css` without comments and extra spaces."""
-    css = _CSS_COMMENT.sub("", read_widget_file(STYLESHEET))
+    """The CSS a widget's static HTML carries along: `messages.css` and `tree.css` without comments and extra spaces."""
+    css = _CSS_COMMENT.sub("", f"{read_widget_file(STYLESHEET)}\n{read_widget_file(TREE_STYLESHEET)}")
     return _CSS_SPACE.sub(lambda match: match.group(1) or " ", css).strip()

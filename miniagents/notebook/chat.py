@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import traitlets
@@ -51,7 +52,7 @@ class ChatWidget(LiveWidget):
         self._transcript = IdList("order")
         self._inputs: deque[str] = deque()
         self._input_waiter: asyncio.Future[str] | None = None
-        self.scope = RunScope("chat")
+        self.scope = RunScope("chat", background=True)  # (trees made in other cells leave its calls out)
         self.loop_task: asyncio.Task[None] | None = None
         self.user_agent: MiniAgent | None = None
         self._flush()
@@ -223,6 +224,15 @@ class NotebookUserAgent(MiniAgent):
         self.chat_widget = chat.widget
         self.chat_history = chat.chat_history
         chat.widget.user_agent = self
+
+    @property
+    def is_waiting_for_user(self) -> bool:
+        """Whether this agent waits for the user to type (a tree shows its call as waiting, not running)."""
+        return self.chat_widget.phase == "waiting"
+
+    def on_waiting_change(self, callback: Callable[[], None]) -> None:
+        """Call `callback()` whenever `is_waiting_for_user` may have changed."""
+        self.chat_widget.observe(lambda _: callback(), names="phase")
 
     def _ipython_display_(self) -> None:
         self.chat_widget._ipython_display_()

@@ -52,6 +52,7 @@ class LiveWidget(anywidget.AnyWidget):
         super().__init__(**kwargs)
         self._records: dict[int, MessageRecord] = {}  # by id() of the promise (the record keeps it alive)
         self._errors: dict[str, ErrorRecord] = {}  # errors met at positions of sequences, by record id
+        self._made = {"m": 0, "e": 0}  # numbers record ids (records may be forgotten: a tree's bounded window)
         self._dirty: dict[str, Any] = {}  # entities with events to send, in the order they changed
         self._flush_handle: asyncio.TimerHandle | None = None
         self._last_flush = -1e9
@@ -84,7 +85,8 @@ class LiveWidget(anywidget.AnyWidget):
         record = self._records.get(id(promise))
         if record is not None:
             return record, False
-        record = MessageRecord(f"m{len(self._records) + 1}", promise, fallback_sender)
+        self._made["m"] += 1
+        record = MessageRecord(f"m{self._made['m']}", promise, fallback_sender)
         self._records[id(promise)] = record
         record.prime()
         self._mark_changed(record)
@@ -100,7 +102,8 @@ class LiveWidget(anywidget.AnyWidget):
 
     def _error_record(self, error: BaseException) -> ErrorRecord:
         """A new record showing `error` as a failed block."""
-        record = ErrorRecord(f"e{len(self._errors) + 1}", error)
+        self._made["e"] += 1
+        record = ErrorRecord(f"e{self._made['e']}", error)
         self._errors[record.id] = record
         self._mark_changed(record)
         return record

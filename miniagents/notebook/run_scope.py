@@ -6,13 +6,19 @@ the stop button of a chat cancels the reply in progress.
 Attribution follows the asyncio context: the scope is a ContextVar, and tasks inherit their creator's
 context, so a call made anywhere downstream of a cell (in agents it called, in tasks it created) is
 attributed to that cell, while calls made by a chat loop started in an earlier cell are not.
+
+A background scope (a chat's loop, which goes on after its cell ended) remembers the cell it was started in
+(`origin`): a MessageTree made in another cell leaves its calls out. An agent standing for a person (the
+notebook user agent) says when it waits for them to type (`waits_for_user`, `on_waiting_change`), so a tree
+does not count that wait as work in progress.
 """
 
 from __future__ import annotations
 
 import weakref
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from contextvars import ContextVar
+from typing import Any
 
 from miniagents.miniagents import AgentCall, MiniAgent, MiniAgents
 
@@ -28,10 +34,16 @@ class RunScope:
     Bookkeeping is O(1) per call: settled calls are dropped when the count doubles.
     """
 
-    __slots__ = ("_calls", "_prune_at", "name")
+    __slots__ = ("_calls", "_prune_at", "background", "name", "origin")
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, background: bool = False) -> None:
+        """
+        `background`: the scope's work goes on after the cell that started it (a chat's loop); its `origin` is
+        the scope current when it was made (that cell's).
+        """
         self.name = name
+        self.background = background
+        self.origin: RunScope | None = current_scope.get() if background else None
         self._calls: list[AgentCall] = []
         self._prune_at = _MIN_PRUNE
 
@@ -79,3 +91,23 @@ def attribute_calls_to_scopes(context: MiniAgents) -> None:
     if context not in _scoped_contexts:
         _scoped_contexts.add(context)
         context.on_agent_call(_attribute_to_current_scope)
+
+
+def waits_for_user(call: AgentCall) -> bool:
+    """
+    Whether `call` is a call of an agent standing for a person that now waits for them to type (its agent's
+    `is_waiting_for_user` is true): waiting, not working.
+    """
+    return bool(getattr(call.agent, "is_waiting_for_user", False))
+
+
+def on_waiting_change(agent: Any, callback: Callable[[], None]) -> bool:
+    """
+    Have `callback()` called whenever `agent` (one standing for a person, with `on_waiting_change`) may start
+    or stop waiting for them. Returns False (and does nothing) for any other agent.
+    """
+    register = getattr(agent, "on_waiting_change", None)
+    if register is None:
+        return False
+    register(callback)
+    return True

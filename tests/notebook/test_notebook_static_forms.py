@@ -45,4 +45,4 @@ async def test_mermaid_edges_are_drawn_thick_enough_for_any_theme() -> None:
         await asyncio.wait_for(tree.aquiet(), 10)
 
         lines = str(tree.to_mermaid()).splitlines()
-        assert lines[-2:] == ["    c1 --> c2", "    linkStyle default stroke-width:2px"]
+        assert lines[-3:] == ["    c1 --> c2", "    c2 -.->|forwarded| c1", "    linkStyle default stroke-width:2px"]

@@ -43,13 +43,15 @@ async def test_stored_run_renders_the_same_tree_as_the_live_view_when_loaded_bac
     stored = StoredRunTree(store.load_run(run.id))
     store.close()
 
-    assert stored.to_text().splitlines()[0].startswith("LEAD [finished] in: 1, replies: 1")  # the error is on HELPER
-    assert [line.strip().split(" [")[0] for line in stored.to_text().splitlines()] == ["LEAD", "HELPER", "HELPER"]
+    # the error is on HELPER; LEAD's reply shows in full on HELPER, where it was produced
+    assert stored.to_text().splitlines()[0].startswith("LEAD [finished · 1 failed inside] in: 1, replies: 1")
+    assert stored.to_text().splitlines()[1].startswith("  ↳ forwarded from HELPER #")
+    assert [line.strip().split(" [")[0] for line in _call_lines(stored.to_text())] == ["LEAD", "HELPER", "HELPER"]
     assert "HELPER [failed: ValueError: helper 1" in stored.to_text()
     # same calls, nesting and statuses as the live tree of the same run (the live one also lists the error
     # among LEAD's replies, and counts streamed tokens, which are not stored)
-    assert [line.split(" in: ")[0] for line in stored.to_text().splitlines()] == [
-        line.split(" in: ")[0] for line in live.to_text().splitlines()
+    assert [line.split(" in: ")[0] for line in _call_lines(stored.to_text())] == [
+        line.split(" in: ")[0] for line in _call_lines(live.to_text())
     ]
     assert 'data-status="failed"' in stored.to_html()
     assert_inert(stored.to_html())
@@ -65,4 +67,9 @@ def test_stored_run_renders_without_an_active_context(tmp_path: Path) -> None:
     graph = store.load_run(run.id)
     store.close()
 
-    assert "LEAD [finished]" in StoredRunTree(graph).to_text()
+    assert "LEAD [finished · 1 failed inside]" in StoredRunTree(graph).to_text()
+
+
+def _call_lines(text: str) -> list[str]:
+    """The lines of a tree's text form that show calls (not references, folded counts or the totals)."""
+    return [line for line in text.splitlines()[:-1] if not line.strip().startswith(("↳", "…"))]

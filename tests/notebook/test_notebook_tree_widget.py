@@ -75,7 +75,7 @@ async def test_tree_shows_inputs_and_replies_with_hash_keys_metadata_and_tokens(
         reply = state["messages"][reply_id]
         assert state["messages"][input_id]["text"] == "question"
         assert reply["text"] == "four little word tokens"
-        assert reply["tokens"] == 4
+        assert reply["tokens"] == 4  # stream chunks (the offline stand-in streams one per word)
         assert reply["hash_key"] == message.hash_key
         assert reply["metadata"]["model"] == "offline-stand-in"
         assert reply["metadata"]["usage"] == {"input_tokens": 1, "output_tokens": 4}
@@ -163,10 +163,11 @@ async def test_static_exports_are_deterministic_and_inert() -> None:
         await _run_boss(tree)
 
         text = tree.to_text()
-        assert text.splitlines()[0] == "BOSS [finished] in: 1, replies: 3, tokens: 6"
+        assert text.splitlines()[0] == "BOSS [finished · 1 failed inside] in: 1, replies: 3, tokens: 4 in / 6 out"
         assert "  WORKER [failed: ValueError: worker 2" in text
+        assert text.splitlines()[-1] == "run totals: 6 calls, 1 failed · offline-stand-in: 4 in / 6 out tokens"
         mermaid = str(tree.to_mermaid())
-        assert mermaid.startswith('flowchart TD\n    c1["BOSS · finished · 6 tokens"]')
+        assert mermaid.startswith('flowchart TD\n    c1["BOSS · finished · 4/6 tokens · 1 failed inside"]')
         assert "c1 --> c2" in mermaid and "class c4 failed" in mermaid
         html = tree.to_html()
         assert_inert(html)
