@@ -1,0 +1,184 @@
+"""
+Timeline: a live waterfall of the agent calls of a run, one bar per call, nested under its caller, so that
+parallelism and the critical path are visible at a glance (SPEC 5.8).
+
+It is a MessageTree drawn differently: the same calls (the same scoping: the calls made in the context from
+the moment it is created on), the same statuses (a call runs until its replies have all resolved), the same
+quiet points and saved-notebook behaviour. What it adds is each call's start and end, relative to the start
+of the first call it saw: sent with the call events (`start`, `end`, seconds) and a clock event
+`["clock", "clock", {"now": seconds}]` per batch, from which the page grows the running bars between batches.
+
+Two scales: "seconds" (wall time, the default) and "steps" (each start or end of a call is one step, in the
+order they happened): a run of agents that wait on each other, not on the clock, draws the same in steps on
+every machine, so a saved notebook's timeline compares equal (nbval). Static forms: `timeline_export`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from miniagents.miniagents import MiniAgents
+from miniagents.notebook import assets
+from miniagents.notebook.timeline_export import SCALES, TimelineBar, timeline_html, timeline_svg, timeline_text
+from miniagents.notebook.tree_widget import CallRecord, MessageTree
+
+# The page's code: the shared live document (live.js), the waterfall drawing, then the widget's render().
+TIMELINE_MODULE = "timeline.js"
+WATERFALL_MODULE = "waterfall.js"
+
+
+def timeline_module() -> str:
+    """The ES module of the Timeline widget (also what a view embedding the waterfall needs before its code)."""
+    return f"{assets.widget_module(WATERFALL_MODULE)}\n// ---- {TIMELINE_MODULE} ----\n" + assets.read_widget_file(
+        TIMELINE_MODULE
+    )
+
+
+class _Clock:
+    """The entity carrying the kernel's `now` (seconds since the tree was made) to the page with each batch."""
+
+    __slots__ = ("timeline",)
+    id = "clock"
+
+    def __init__(self, timeline: Timeline) -> None:
+        self.timeline = timeline
+
+    def take_events(self) -> list[list[Any]]:
+        return [["clock", "clock", {"now": self.timeline.seconds_since_start(time.perf_counter())}]]
+
+
+class Timeline(MessageTree):
+    """
+    A live waterfall of the agent calls made in `context` (default: the current one, e.g. the notebook's) from
+    now on: display it, run agents, and bars appear and grow. `scale` is "seconds" (wall time) or "steps" (the
+    order of starts and ends: deterministic for agents that do not wait on the clock). `to_text()`, `to_html()`
+    and `to_svg()` export it; `bars()` gives the data. Other keyword arguments go to MessageTree. Raises
+    ValueError for an unknown scale.
+    """
+
+    _esm = timeline_module()
+
+    def __new__(cls, *args: Any, scale: str = "seconds", **kwargs: Any) -> Timeline:
+        # checked before the widget exists: a widget whose constructor failed would still be closed when collected
+        if scale not in SCALES:
+            raise ValueError(f"Timeline scale must be one of {', '.join(map(repr, SCALES))}, got {scale!r:.40}")
+        return super().__new__(cls, *args, **kwargs)
+
+    def __init__(self, context: MiniAgents | None = None, *, scale: str = "seconds", **kwargs: Any) -> None:
+        self.scale = scale  # set before the tree's constructor, which takes the first snapshot
+        self._clock = _Clock(self)
+        super().__init__(context, **kwargs)
+
+    def _mark_changed(self, entity: Any) -> None:
+        if isinstance(entity, CallRecord):  # every batch with a call in it says what time it is
+            super()._mark_changed(self._clock)
+        super()._mark_changed(entity)
+
+    def _snapshot(self) -> dict[str, Any]:
+        snapshot = super()._snapshot()
+        snapshot["now"] = self.seconds_since_start(time.perf_counter())
+        snapshot["scale"] = self.scale
+        return snapshot
+
+    # ------------------------------------------------------------ reading
+
+    def bars(self) -> list[TimelineBar]:
+        """One bar per call, callers before the calls they made (depth first), in the timeline's scale."""
+        return self._drawing()[0]
+
+    def _drawing(self) -> tuple[list[TimelineBar], float]:
+        """The bars, and where the running ones end now."""
+        records = {record.id: record for record in self.calls}
+        children: dict[str | None, list[str]] = {}
+        for record in records.values():
+            children.setdefault(record.parent_id if record.parent_id in records else None, []).append(record.id)
+        times, now = self._times(records.values())
+        critical = _critical_path(children, times, now)
+        ordered: list[TimelineBar] = []
+
+        def add(record_id: str, depth: int) -> None:
+            record = records[record_id]
+            start, end = times[record_id]
+            ordered.append(
+                TimelineBar(
+                    record_id, record.agent, depth, record.status, start, end, record.error, record_id in critical
+                )
+            )
+            for child in children.get(record_id, []):
+                add(child, depth + 1)
+
+        for root in children.get(None, []):
+            add(root, 0)
+        return ordered, now
+
+    def _times(self, records: Iterable[CallRecord]) -> tuple[dict[str, tuple[float | None, float | None]], float]:
+        """
+        Each call's start and end in the timeline's scale, from the first start (None: pending / running), and
+        where the running bars end now: the kernel's clock, or one step past the last start or end.
+        """
+        times = {record.id: (record.started, record.ended) for record in records}
+        if self.scale == "steps":
+            times = _as_steps(times)
+            return times, float(len({point for pair in times.values() for point in pair if point is not None}))
+        starts = [start for start, _ in times.values() if start is not None]
+        origin = min(starts, default=0.0)
+        now = (self.seconds_since_start(time.perf_counter()) or 0.0) - origin
+        return {
+            key: (None if start is None else round(start - origin, 6), None if end is None else round(end - origin, 6))
+            for key, (start, end) in times.items()
+        }, now
+
+    def _drawing_in_scale(self) -> tuple[list[TimelineBar], str, float]:
+        bars, now = self._drawing()
+        return bars, self.scale, now
+
+    def to_text(self) -> str:
+        return timeline_text(*self._drawing_in_scale())
+
+    def to_svg(self) -> str:
+        """The waterfall as an SVG document."""
+        return timeline_svg(*self._drawing_in_scale())
+
+    def to_html(self) -> str:
+        return timeline_html(*self._drawing_in_scale())
+
+    def _static_forms(self) -> dict[str, str]:
+        return {"text/plain": self.to_text(), "text/html": self.to_html()}
+
+    def __repr__(self) -> str:
+        calls = self.calls
+        failed = sum(record.status == "failed" for record in calls)
+        state = "running" if self._is_live() else "idle"
+        return f"<Timeline ({self.scale}): {len(calls)} call(s), {failed} failed, {state}>"
+
+
+def _as_steps(
+    times: dict[str, tuple[float | None, float | None]],
+) -> dict[str, tuple[float | None, float | None]]:
+    """Each distinct start or end replaced by its rank among all of them (0, 1, 2, ...)."""
+    points = sorted({point for pair in times.values() for point in pair if point is not None})
+    rank = {point: float(index) for index, point in enumerate(points)}
+    return {
+        key: (None if start is None else rank[start], None if end is None else rank[end])
+        for key, (start, end) in times.items()
+    }
+
+
+def _critical_path(
+    children: dict[str | None, list[str]], times: dict[str, tuple[float | None, float | None]], now: float
+) -> set[str]:
+    """The chain of calls that ends last: the root ending last, then at each level the child ending last."""
+
+    def end_of(record_id: str) -> float:
+        start, end = times[record_id]
+        return -1.0 if start is None else (end if end is not None else now)
+
+    path: set[str] = set()
+    level = [each for each in children.get(None, []) if times[each][0] is not None]
+    while level:
+        last = max(level, key=end_of)  # the first of equals: the one called first
+        path.add(last)
+        level = [each for each in children.get(last, []) if times[each][0] is not None]
+    return path
