@@ -251,6 +251,8 @@ class MessagePromise(StreamedPromise[str, Message]):
 
     __slots__ = ("_message_class", "_metadata_so_far", "_preliminary_metadata", "_token_streamer")
 
+    errors_end_the_stream = True  # a token stream fails only when its streamer raises: that error is its last piece
+
     def __init__(
         self,
         start_asap: bool | Sentinel = DEFAULT,

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from miniagents.promising.promising import Promise, PromisingContext, StreamedPromise
+from miniagents import Message, MiniAgents
+from miniagents.promising.promising import Promise, PromisingContext, StreamedPromise, StreamWriter
 from miniagents.promising.sentinels import DEFAULT
 
 
@@ -698,3 +699,30 @@ def test_every_consumer_sees_same_sequence_regardless_of_start_moment(
     for received_pieces, received_error in results:
         assert received_pieces == expected_pieces
         assert received_error is expected_error
+
+
+async def test_a_reader_that_catches_a_mid_stream_error_piece_reads_on_while_token_streams_end_at_theirs():
+    async with PromisingContext():
+        writer: StreamWriter[object] = StreamWriter()
+        promise = StreamedPromise(streamer=writer)
+        writer.send("a")
+        writer.send(ValueError("bad item"))
+        writer.send("b")
+        writer.close()
+        iterator = aiter(promise)
+        assert await anext(iterator) == "a"
+        with pytest.raises(ValueError, match="bad item"):
+            await anext(iterator)
+        assert await anext(iterator) == "b"  # nothing after the error is lost
+        with pytest.raises(StopAsyncIteration):
+            await anext(iterator)
+        assert [piece async for piece in promise.raw_pieces()][::2] == ["a", "b"]
+
+    async def failing_tokens(_: object):
+        yield "x"
+        raise ValueError("stream broke")
+
+    async with MiniAgents():
+        message_promise = Message.promise(message_token_streamer=failing_tokens)
+        pieces, error = await collect_with_error(message_promise)
+        assert pieces == ["x"] and isinstance(error, ValueError)

@@ -215,7 +215,7 @@ class _StreamState(ParkingLot):
     producing (lazy streams).
     """
 
-    __slots__ = ("demand", "done", "label", "origins", "pieces", "producing")
+    __slots__ = ("demand", "done", "has_errors", "label", "origins", "pieces", "producing")
 
     def __init__(self, label: str) -> None:
         super().__init__()
@@ -224,11 +224,14 @@ class _StreamState(ParkingLot):
         self.done = False
         self.demand: Callable[[], None] | None = None
         self.producing = False
+        self.has_errors = False  # whether an error piece was appended (replays check pieces only then)
         # index of an error piece -> the traceback it came in with, taken when first raised (replays re-raise
         # it with that one, not with one grown by every earlier raise)
         self.origins: dict[int, TracebackType | None] | None = None
 
     def append(self, piece: Any) -> None:
+        if isinstance(piece, BaseException):
+            self.has_errors = True
         self.pieces.append(piece)  # type: ignore[union-attr]  # a list until end()
         if self.waiters:
             self.unpark_all()
@@ -245,21 +248,52 @@ class _StreamState(ParkingLot):
             self.append(PromiseCancelledError(reason))
             self.end()
 
-    async def await_piece(self, index: int, home_loop: asyncio.AbstractEventLoop | None) -> Any:
-        """The piece at `index`, waiting (or asking for it to be produced) as needed; StopAsyncIteration past it."""
-        while True:
-            if index < len(self.pieces):
-                return self.pieces[index]
-            if self.done:
-                raise StopAsyncIteration
+    async def await_more(self, index: int, home_loop: asyncio.AbstractEventLoop | None) -> None:
+        """Wait (or ask for a piece to be produced) until there is a piece at `index` or the stream is done."""
+        while index >= len(self.pieces) and not self.done:
             if home_loop is not None and home_loop is not asyncio.get_running_loop():
                 check_home_loop(home_loop, self.label)
             demand = self.demand
             if demand is not None and not self.producing:
                 demand()
                 if index < len(self.pieces) or self.done:
-                    continue
+                    return
             await self.park()
+
+    def raise_error_piece(self, index: int) -> None:
+        """Raise the error piece at `index` with the traceback it first came with (not one grown by replays)."""
+        piece = self.pieces[index]
+        origins = self.origins
+        if origins is None:
+            origins = self.origins = {}
+        if index not in origins:
+            origins[index] = piece.__traceback__
+        raise piece.with_traceback(origins[index])
+
+
+async def _replay(state: _StreamState, home_loop: asyncio.AbstractEventLoop | None, raise_errors: bool) -> Any:
+    """
+    Every piece of a stream from the first, as they are produced (an async generator: the cheapest `async for`
+    step there is). An error piece is raised at its position (`raise_errors`) or yielded as a value.
+    """
+    index = 0
+    while True:
+        pieces = state.pieces  # (pieces never change once appended: the list only grows, then becomes a tuple)
+        end = len(pieces)
+        if state.has_errors and raise_errors:
+            while index < end:
+                if isinstance(pieces[index], BaseException):
+                    state.raise_error_piece(index)
+                yield pieces[index]
+                index += 1
+        else:
+            while index < end:  # the hot loop: no error among these pieces (checked above)
+                yield pieces[index]
+                index += 1
+        if index >= len(state.pieces):
+            if state.done:
+                return
+            await state.await_more(index, home_loop)
 
 
 class _UnboundState(_StreamState):
@@ -362,7 +396,11 @@ class StreamedPromise(Promise[WHOLE], Generic[PIECE, WHOLE]):
         self._streamer_function = streamer
         self._stream_aiter: AsyncIterator[PIECE] | None = None
         if prefill_pieces is not NO_VALUE:
-            state.pieces = tuple(prefill_pieces)
+            pieces = state.pieces = tuple(prefill_pieces)
+            for piece in pieces:
+                if isinstance(piece, BaseException):
+                    state.has_errors = True
+                    break
             state.done = True
             self._stream_started = True
         elif isinstance(streamer, StreamWriter):
@@ -436,6 +474,8 @@ class StreamedPromise(Promise[WHOLE], Generic[PIECE, WHOLE]):
             assert isinstance(pieces, list)
             try:
                 async for piece in stream:  # (state.append(), inlined: this runs for every token)
+                    if isinstance(piece, BaseException):
+                        state.has_errors = True
                     pieces.append(piece)
                     if state.waiters:
                         state.unpark_all()
@@ -488,28 +528,35 @@ class StreamedPromise(Promise[WHOLE], Generic[PIECE, WHOLE]):
 
     # --------------------------------------------------------------- consuming
 
+    # Whether an error piece is always the last piece of this kind of stream (a streamer that raises ends its
+    # stream; a token stream has no other source of errors). Iteration then uses the cheapest iterator there
+    # is, which ends at the error. Otherwise (a sequence, where a failed item sits among the others) a reader
+    # that catches an error can go on reading the pieces after it.
+    errors_end_the_stream: bool = False
+
     def __aiter__(self) -> AsyncIterator[PIECE]:
-        return _ReplayIterator(self._state, self._context.loop, raise_errors=True)
+        if self.errors_end_the_stream:
+            return _replay(self._state, self._context.loop, True)
+        return _ReplayIterator(self._state, self._context.loop)
 
     def __call__(self, *_: Any) -> AsyncIterator[PIECE]:
         """A fresh replaying iterator, so this promise can be the streamer of another one."""
-        return _ReplayIterator(self._state, self._context.loop, raise_errors=True)
+        return self.__aiter__()
 
     def raw_pieces(self) -> AsyncIterator[PIECE | BaseException]:
         """A replaying iterator that yields error pieces as values instead of raising them (for flattening)."""
-        return _ReplayIterator(self._state, self._context.loop, raise_errors=False)
+        return _replay(self._state, self._context.loop, False)
 
 
 class _ReplayIterator:
-    """Iterates a stream from its first piece; produced pieces come from memory."""
+    """Iterates a stream from its first piece, raising error pieces at their positions and going on after them."""
 
-    __slots__ = ("_index", "_loop", "_raise_errors", "_state")
+    __slots__ = ("_index", "_loop", "_state")
 
-    def __init__(self, state: _StreamState, loop: asyncio.AbstractEventLoop | None, raise_errors: bool) -> None:
+    def __init__(self, state: _StreamState, loop: asyncio.AbstractEventLoop | None) -> None:
         self._state = state
         self._loop = loop
         self._index = 0
-        self._raise_errors = raise_errors
 
     def __aiter__(self) -> _ReplayIterator:
         return self
@@ -517,20 +564,14 @@ class _ReplayIterator:
     async def __anext__(self) -> Any:
         state = self._state
         index = self._index
-        pieces = state.pieces
-        if index < len(pieces):
-            piece = pieces[index]
-        elif state.done:
-            raise StopAsyncIteration
-        else:
-            piece = await state.await_piece(index, self._loop)
+        if index >= len(state.pieces):
+            if state.done:
+                raise StopAsyncIteration
+            await state.await_more(index, self._loop)
+            if index >= len(state.pieces):
+                raise StopAsyncIteration
         self._index = index + 1
-        if self._raise_errors and isinstance(piece, BaseException):
-            # re-raised to every consumer with its original traceback, not one grown by each replay
-            origins = state.origins
-            if origins is None:
-                origins = state.origins = {}
-            if index not in origins:
-                origins[index] = piece.__traceback__
-            raise piece.with_traceback(origins[index])
+        piece = state.pieces[index]
+        if state.has_errors and isinstance(piece, BaseException):
+            state.raise_error_piece(index)
         return piece
