@@ -305,3 +305,24 @@ async def test_an_async_stream_of_inputs_is_refused_with_the_fix() -> None:
 async def test_amap_without_an_active_context_says_how_to_start_one() -> None:
     with pytest.raises(RuntimeError, match="No MiniAgents context is active"):
         await amap(make_agent([]), ["a"])
+
+
+def test_batch_runs_do_not_import_pandas_until_a_dataframe_is_asked_for() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import asyncio, sys\n"
+        "from miniagents import MiniAgents, miniagent\n"
+        "from miniagents.utils import amap\n"
+        "@miniagent\n"
+        "async def echo(ctx):\n"
+        "    ctx.reply(ctx.messages)\n"
+        "async def main():\n"
+        "    async with MiniAgents():\n"
+        "        return await amap(echo, ['a', 'b'])\n"
+        "assert [row.text for row in asyncio.run(main())] == ['a', 'b']\n"
+        "assert 'pandas' not in sys.modules\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr

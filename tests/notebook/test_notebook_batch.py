@@ -328,3 +328,12 @@ def test_interrupting_the_cell_cancels_the_batch_and_keeps_the_rows_that_finishe
     ]
     assert kernel_session.value("list(mn.last_batch().dataframe().text)") == ["quick q0", "quick q1", "quick q2"]
     assert kernel_session.value("'df' in globals()") is False
+
+
+def test_importing_the_notebook_layer_does_not_import_pandas() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, miniagents.notebook as mn\nassert mn.amap and 'pandas' not in sys.modules"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
