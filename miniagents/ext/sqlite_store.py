@@ -29,7 +29,6 @@ import asyncio
 import atexit
 import concurrent.futures
 import contextvars
-import hashlib
 import logging
 import os
 import queue
@@ -45,7 +44,6 @@ from typing import Any
 from miniagents.ext.stored_graph import MessageLoader, RunGraph, StoredCall, StoredRun
 from miniagents.messages import Message
 from miniagents.miniagents import MiniAgents
-from miniagents.promising.ext.frozen import SHORT_HASH_KEY_LENGTH
 from miniagents.promising.promising import Promise, PromisingContext
 
 __all__ = ["SCHEMA_VERSION", "MessageStoreError", "RunGraph", "SQLiteMessageStore", "StoredCall", "StoredRun"]
@@ -196,29 +194,18 @@ class SQLiteMessageStore:
 
     def _queue_with_long_keys(self, run: _Run, message: Message) -> None:
         # read here, in the persisting context: long keys, nested ones too
-        row = self._row_of(message, lambda: message.hash_key)
+        row = self._row_of(message, longer_hash_keys=True)
         if row is not None:
             self._put((run, row))
 
-    def _row_of(self, message: Message, hash_key: Callable[[], str]) -> _Row | None:
-        """The stored form of `message` (its key read by `hash_key()`); None if it has none (error recorded)."""
-        try:
-            return hash_key(), message.class_, message.serialized
-        except Exception as exc:  # e.g. text with lone surrogates (set behind pydantic's back): this message only
-            self._record_error(f"could not store {message!r:.120}: {type(exc).__name__}: {exc}")
-            return None
-
-    def _short_row_of(self, message: Message) -> _Row | None:
+    def _row_of(self, message: Message, longer_hash_keys: bool) -> _Row | None:
         """
-        The stored form of `message` under short keys (the writer thread), its JSON made once: the key is
-        the sha256 of that very text (the documented `hash_key`) unless the message has computed it already.
+        The stored form of `message`, its JSON made once and its key the digest of that very text (kept on
+        the message, so a message referencing it later does not serialize it again); None if it has none
+        (the error is recorded).
         """
         try:
-            serialized = message.serialized
-            if message.hash_key_cached(False):
-                hash_key = message.hash_key_for(False)
-            else:
-                hash_key = hashlib.sha256(serialized.encode("utf-8")).hexdigest()[:SHORT_HASH_KEY_LENGTH]
+            serialized, hash_key = message.serialized_and_hash_key_for(longer_hash_keys)
             return hash_key, message.class_, serialized
         except Exception as exc:  # e.g. text with lone surrogates (set behind pydantic's back): this message only
             self._record_error(f"could not store {message!r:.120}: {type(exc).__name__}: {exc}")
@@ -339,7 +326,7 @@ class SQLiteMessageStore:
                 if type(item) is tuple:
                     run, payload = item
                     if isinstance(payload, Message):
-                        payload = self._short_row_of(payload)
+                        payload = self._row_of(payload, longer_hash_keys=False)
                         if payload is None:
                             item = None  # unstorable: left out (the error is recorded)
                     if item is not None:

@@ -26,17 +26,17 @@ from miniagents.promising.ext.frozen import Frozen
 CORPUS_SIZE = 400
 
 
-class Tint(enum.Enum):
+class CorpusTint(enum.Enum):
     RED = 1
     BLUE = "blue"
 
 
-class Level(enum.IntEnum):  # an Enum that is also an int: written as its enum form, not as the int
+class CorpusLevel(enum.IntEnum):  # an Enum that is also an int: written as its enum form, not as the int
     LOW = 1
     HIGH = 2
 
 
-class Mode(str, enum.Enum):  # an Enum that is also a str
+class CorpusMode(str, enum.Enum):  # an Enum that is also a str
     FAST = "fast"
     SLOW = "slow"
 
@@ -49,12 +49,12 @@ class Label(str):  # a str subclass (not an Enum): written as the str
     pass
 
 
-class Document(Frozen):
+class CorpusDocument(Frozen):
     title: str = ""
     pages: int = 0
 
 
-class Note(Message):
+class CorpusNote(Message):
     author: str = ""
 
 
@@ -100,11 +100,11 @@ def _leaf(rng: random.Random) -> Any:
     if kind == 11:
         return Decimal(rng.choice(["1.10", "-0", "1E+5", "3.14159", "0.000"]))
     if kind == 12:
-        return rng.choice([Tint.RED, Tint.BLUE])
+        return rng.choice([CorpusTint.RED, CorpusTint.BLUE])
     if kind == 13:
-        return rng.choice([Level.LOW, Level.HIGH])
+        return rng.choice([CorpusLevel.LOW, CorpusLevel.HIGH])
     if kind == 14:
-        return rng.choice([Mode.FAST, Mode.SLOW])
+        return rng.choice([CorpusMode.FAST, CorpusMode.SLOW])
     if kind == 15:
         return PurePosixPath(rng.choice(["docs/a.md", "/abs/path", "x"]))
     if kind == 16:
@@ -113,7 +113,7 @@ def _leaf(rng: random.Random) -> Any:
         return Score(rng.choice([0.5, 2.0]))
     if kind == 18:
         return Label(rng.choice(TEXTS))
-    return rng.choice(TEXTS + [0, 1, None, True])
+    return rng.choice([*TEXTS, 0, 1, None, True])
 
 
 def _value(rng: random.Random, depth: int) -> Any:
@@ -143,7 +143,7 @@ def _message(rng: random.Random, depth: int) -> Message:
     if kind == 0:
         return Message(rng.choice(TEXTS), **fields)
     if kind == 1:
-        return Note(rng.choice(TEXTS), author=rng.choice(TEXTS), **fields)
+        return CorpusNote(rng.choice(TEXTS), author=rng.choice(TEXTS), **fields)
     return Message(**fields)
 
 
@@ -156,7 +156,7 @@ def corpus() -> list[Frozen]:
         if kind == 0:
             models.append(Frozen(**_fields(rng, 3)))
         elif kind == 1:
-            models.append(Document(title=rng.choice(TEXTS), pages=rng.randint(0, 9), **_fields(rng, 2)))
+            models.append(CorpusDocument(title=rng.choice(TEXTS), pages=rng.randint(0, 9), **_fields(rng, 2)))
         else:
             models.append(_message(rng, 3))
     return models

@@ -207,7 +207,7 @@ class Frozen(BaseModel):
 
     def _serialized_text(self, longer_hash_keys: bool) -> str:
         try:
-            return json.dumps(self._json_data(longer_hash_keys), ensure_ascii=False, sort_keys=True)
+            return _json_text(self._json_data(longer_hash_keys))
         except RecursionError:
             raise ValueError(
                 f"{type(self).__name__} cannot be serialized: a reference cycle (it contains itself) or "
@@ -229,6 +229,20 @@ class Frozen(BaseModel):
         except AttributeError:
             digest = self._compute_digest(longer_hash_keys)
             return digest if longer_hash_keys else digest[:SHORT_HASH_KEY_LENGTH]
+
+    def serialized_and_hash_key_for(self, longer_hash_keys: bool) -> tuple[str, str]:
+        """
+        `(serialized, hash_key)` as read in a context whose `longer_hash_keys` is the one given, the text
+        made once and the key its digest (remembered, like `hash_key_for`). For stores, which need both.
+        Raises ValueError if the model cannot be serialized (a reference cycle set behind pydantic's back).
+        """
+        text = self._serialized_text(longer_hash_keys)
+        try:
+            digest = (_LONG_DIGEST_SLOT if longer_hash_keys else _DIGEST_SLOT).__get__(self)
+        except AttributeError:
+            digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+            object.__setattr__(self, "_digest_with_long_keys" if longer_hash_keys else "_digest", digest)
+        return text, digest if longer_hash_keys else digest[:SHORT_HASH_KEY_LENGTH]
 
     def hash_key_cached(self, longer_hash_keys: bool) -> bool:
         """Whether `hash_key_for(longer_hash_keys)` is computed already (reading it then costs nothing)."""
@@ -601,6 +615,31 @@ def from_json_form(data: Any) -> Any:
 
 
 # ============================================================== serialization walk
+
+
+def _make_json_text() -> Callable[[Any], str]:
+    """
+    `json.dumps(data, ensure_ascii=False, sort_keys=True)` (the canonical text), its encoder made once: the
+    C encoder when there is one, without circular-reference markers (a cycle ends in RecursionError, as in
+    the walk that makes `data`).
+    """
+    make_encoder = getattr(json.encoder, "c_make_encoder", None)
+    if make_encoder is None:  # no C accelerator: the pure-Python encoder, made once as well
+        return json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode
+    encode = make_encoder(
+        None, None, json.encoder.encode_basestring, None, ": ", ", ", True, False, True
+    )  # (markers, default, encode str, indent, key sep, item sep, sort_keys, skipkeys, allow_nan): as json.dumps
+    join = "".join
+
+    def json_text(data: Any) -> str:
+        if type(data) is str:
+            return json.encoder.encode_basestring(data)
+        return join(encode(data, 0))
+
+    return json_text
+
+
+_json_text = _make_json_text()
 
 
 _JSON_SCALARS = frozenset((str, int, float, bool, type(None)))
