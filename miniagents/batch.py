@@ -3,6 +3,9 @@ Batch runs: one agent over many inputs with a concurrency cap. Results come back
 per input; a failure is kept in its row and never aborts the batch. `miniagents.utils.amap` re-exports
 `amap`; the notebook's `mn.amap` adds a live progress widget on top of the same `on_progress` / `on_row` hooks.
 
+A failed row is reported in its row, so the context logs the errors of the batch's calls (and of the calls
+inside them) at DEBUG level rather than at its `log_level_for_errors`: 500 failed rows print no 500 tracebacks.
+
 Cancelling the task that awaits `amap` (an interrupted notebook cell, a timeout) cancels the batch as a whole:
 the running calls are cancelled, no further input starts, and `amap` raises CancelledError once nothing of
 the batch runs any more. The rows finished before that were already given to `on_row`.
@@ -11,15 +14,18 @@ the batch runs any more. The rows finished before that were already given to `on
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from miniagents.agent_call import AgentCall
 from miniagents.messages import Message
 from miniagents.miniagent_typing import MessageType
 from miniagents.miniagents import MiniAgent
 from miniagents.promising.ext.frozen import Frozen
+from miniagents.promising.ownership import current_owner
 from miniagents.run_context import MiniAgents
 from miniagents.usage import usage_of
 
@@ -128,7 +134,9 @@ async def amap(
     if not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1:
         raise ValueError(f"concurrency must be a whole number >= 1, got {concurrency!r}")
     items = _input_list(inputs)
-    MiniAgents.get_current()  # raises RuntimeError naming the fix when no context is active
+    context = MiniAgents.get_current()  # raises RuntimeError naming the fix when no context is active
+    calls_at_work: set[AgentCall] = set()
+    row_errors_at_debug = _RowErrorsAtDebug(calls_at_work)
     progress = BatchProgress(total=len(items))
     rows: list[BatchRow | None] = [None] * len(items)
     next_indexes = iter(range(len(items)))  # shared by the workers: each takes the next input not started
@@ -144,6 +152,7 @@ async def amap(
         call = None
         try:
             call = agent.initiate_inquiry(**function_kwargs)
+            calls_at_work.add(call)
             if item is not None:
                 call.send_message(item)
             messages = await call.reply_sequence().aresolve_messages()
@@ -169,6 +178,8 @@ async def amap(
             )
         finally:
             progress.running -= 1
+            if call is not None:
+                calls_at_work.discard(call)
 
     async def awork() -> None:
         for index in next_indexes:
@@ -180,6 +191,7 @@ async def amap(
     report()
     loop = asyncio.get_running_loop()
     workers = [loop.create_task(awork()) for _ in range(min(concurrency, len(items)))]
+    context.logger.addFilter(row_errors_at_debug)
     try:
         await asyncio.gather(*workers)
     except BaseException:
@@ -190,6 +202,8 @@ async def amap(
         progress.ended_at = time.perf_counter()
         report()
         raise
+    finally:
+        context.logger.removeFilter(row_errors_at_debug)
     progress.ended_at = time.perf_counter()
     report()
     return [row for row in rows if row is not None]
@@ -223,6 +237,29 @@ def rows_to_dataframe(rows: Iterable[BatchRow]) -> Any:
     frame = pandas.DataFrame([row.as_record() for row in rows], columns=columns)
     frame.index = pandas.Index([row.index for row in rows], name="index")
     return frame
+
+
+class _RowErrorsAtDebug(logging.Filter):
+    """
+    On the context's logger while a batch runs: a record about an error, logged from inside one of the batch's
+    calls (or a call below one), is lowered to DEBUG (the error is reported in its row) and kept only if the
+    logger shows DEBUG.
+    """
+
+    def __init__(self, calls_at_work: set[AgentCall]) -> None:
+        super().__init__()
+        self.calls_at_work = calls_at_work
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno <= logging.DEBUG or not record.exc_info:
+            return True
+        owner = current_owner()
+        while isinstance(owner, AgentCall):
+            if owner in self.calls_at_work:
+                record.levelno, record.levelname = logging.DEBUG, logging.getLevelName(logging.DEBUG)
+                return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+            owner = owner.parent
+        return True
 
 
 def _input_list(inputs: Any) -> list[Any]:

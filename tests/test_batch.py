@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 import pytest
@@ -326,3 +327,30 @@ def test_batch_runs_do_not_import_pandas_until_a_dataframe_is_asked_for() -> Non
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stderr
+
+
+async def test_failed_rows_are_logged_at_debug_not_as_errors(caplog: pytest.LogCaptureFixture) -> None:
+    @miniagent
+    async def inner(ctx: InteractionContext) -> None:
+        raise ValueError("inner failure")
+
+    @miniagent
+    async def outer(ctx: InteractionContext) -> None:
+        [message] = await ctx.messages.aresolve_messages()
+        if message.text == "nested":
+            await inner.inquire().aresolve_messages()
+        raise ValueError("own failure")
+
+    async with MiniAgents() as context:
+        with caplog.at_level(logging.INFO, logger=context.logger.name):
+            rows = await amap(outer, ["own", "nested"])
+            assert [row.error_text for row in rows] == ["ValueError: own failure", "ValueError: inner failure"]
+            assert [record.getMessage() for record in caplog.records] == []  # reported in the rows, not logged
+            with caplog.at_level(logging.DEBUG, logger=context.logger.name):
+                await amap(outer, ["own"])
+            assert [(record.levelname, record.exc_info is not None) for record in caplog.records] == [("DEBUG", True)]
+            caplog.clear()
+            with pytest.raises(ValueError, match="inner failure"):  # outside a batch the log is as before
+                await inner.inquire().aresolve_messages()
+            assert [record.levelname for record in caplog.records] == ["ERROR"]
+        assert context.logger.filters == []  # the batch's filter went with it
