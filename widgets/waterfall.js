@@ -6,8 +6,9 @@
 //          [data-status=pending|running|finished|failed][data-critical] (title: what hovering says)
 //          > .miniagents-timeline-label, .miniagents-timeline-track > .miniagents-timeline-bar,
 //            .miniagents-timeline-time
-// Times come from the kernel in seconds from the first call (`start`, `end`; `end` is null while running)
-// with the kernel's `now` per batch; between batches running bars grow on the page's own clock.
+// Times come from the kernel in seconds since the tree was made (`started`, `ended`; `ended` is null while the
+// call runs) with the kernel's `now` per batch; they are drawn from the first start on, and between batches
+// running bars grow on the page's own clock.
 // Agent names and errors only ever reach the page as text (textContent, title).
 
 const WATERFALL_STATUSES = new Set(["pending", "running", "finished", "failed"]);
@@ -49,7 +50,7 @@ class Waterfall {
     this.axis = element("div", "miniagents-timeline-axis");
     this.rowsEl = element("div", "miniagents-timeline-rows");
     this.el.append(this.summary, this.axis, this.rowsEl);
-    this.calls = new Map(); // call id -> {agent, parent, children, status, error, start, end}
+    this.calls = new Map(); // call id -> {agent, parent, children, status, error, started, ended}
     this.rows = new Map(); // call id -> WaterfallRow
     this.roots = [];
     this.scale = "seconds";
@@ -110,10 +111,14 @@ class Waterfall {
     const raw = new Map();
     for (const [id] of order) {
       const call = this.calls.get(id);
-      raw.set(id, [typeof call.start === "number" ? call.start : null, typeof call.end === "number" ? call.end : null]);
+      const started = typeof call.started === "number" ? call.started : null;
+      raw.set(id, [started, started !== null && typeof call.ended === "number" ? call.ended : null]);
     }
     let now = this.live && this.offset !== null ? Math.max(this.now, performance.now() / 1000 + this.offset) : this.now;
-    let convert = (value) => value;
+    const starts = [...raw.values()].map(([start]) => start).filter((start) => start !== null);
+    const origin = starts.length ? Math.min(...starts) : 0;
+    now -= origin;
+    let convert = (value) => value - origin;
     if (this.scale === "steps") {
       const points = [...new Set([...raw.values()].flat().filter((v) => v !== null))].sort((a, b) => a - b);
       const rank = new Map(points.map((point, index) => [point, index]));

@@ -159,6 +159,12 @@ def timeline_svg(bars: Sequence[TimelineBar], scale: str, now: float) -> str:
         f'viewBox="0 0 {_WIDTH} {height}" font-family="sans-serif" font-size="12" role="img" '
         f'aria-label="timeline of {len(bars)} agent call(s)">'
     ]
+    failed = sum(bar.status == "failed" for bar in bars)
+    summary = f"{len(bars)} call{'' if len(bars) == 1 else 's'}" + (f" · {failed} failed" if failed else "")
+    parts.append(
+        f'<text class="miniagents-timeline-summary" x="4" y="{_AXIS_HEIGHT - 10}" fill="currentColor" '
+        f'fill-opacity="0.7">{summary}</text>'
+    )
     parts.append('<g class="miniagents-timeline-axis" fill="currentColor" stroke="currentColor">')
     for tick in _ticks(span, scale):
         x = _TRACK_X + tick / span * _TRACK_WIDTH
