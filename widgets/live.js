@@ -90,9 +90,21 @@ function blockIn(blocks, message) {
   return block;
 }
 
+// A message's text on one line, cut to PREVIEW_CHARS characters (message_forms.preview() in the kernel).
+const PREVIEW_CHARS = 80;
+const PREVIEW_SCAN = 1000;
+
+function preview(text) {
+  const line = Array.from(text.slice(0, PREVIEW_SCAN).split(/\s+/).filter(Boolean).join(" "));
+  return line.length <= PREVIEW_CHARS ? line.join("") : `${line.slice(0, PREVIEW_CHARS - 1).join("")}…`;
+}
+
 // One message, element for element what rendering.message_block_html() writes for the static HTML:
 // header (sender, role · model, hash key), body (the markdown rendered in the kernel, sanitised again here,
 // then the newest text not rendered yet as plain text), a note when stopped, the error when failed.
+// A message's `form` (message_forms.MessageForm) changes the content: its tool calls after the body, each
+// collapsed; a tool result's body collapsed under a summary line; an error message as an error block. The
+// <details> elements are made once, so a block the reader opened stays open as the message updates.
 class MessageBlock {
   constructor() {
     this.el = element("div", "miniagents-message");
@@ -111,6 +123,21 @@ class MessageBlock {
     this.el.append(this.header, this.body);
     this.renderedHtml = null;
     this.renderedUpto = 0; // how much of the text (UTF-16 code units) the rendered markdown covers
+    this.message = null; // the LiveDocument's copy of the message shown (its text grows in place)
+    this.form = null;
+    this.toolCalls = element("div", "miniagents-tool-calls");
+    this.toolCallsKey = null;
+    this.result = element("details", "miniagents-tool-result");
+    this.resultTag = element("span", "miniagents-tool-tag");
+    this.resultName = element("code", "miniagents-tool-summary");
+    this.resultPreview = element("span", "miniagents-tool-preview");
+    const resultSummary = element("summary");
+    resultSummary.append(this.resultTag, this.resultName, this.resultPreview);
+    this.result.append(resultSummary);
+    this.errorBlock = element("div", "miniagents-error-block");
+    this.errorClass = element("span", "miniagents-error-class");
+    this.errorText = element("span", "miniagents-error-text");
+    this.errorTrace = element("div", "miniagents-error-trace");
   }
 
   update(message) {
@@ -124,8 +151,55 @@ class MessageBlock {
     this.hash.hidden = !message.hash_key;
     const ending = status === STOPPED ? this.note : message.error ? this.error : null;
     this.error.textContent = message.error || "";
-    this.el.replaceChildren(...[this.header, this.body, ending].filter(Boolean));
+    this.message = message;
+    this.form = message.form && typeof message.form === "object" ? message.form : null;
+    const kind = this.form ? this.form.kind : "text";
+    if (this.form) this.el.dataset.kind = kind;
+    else delete this.el.dataset.kind;
+    this.el.replaceChildren(...[this.header, ...this.content(kind, message), ending].filter(Boolean));
     this.showBody(message);
+  }
+
+  // The elements between the header and the ending, for a message of this `kind`.
+  content(kind, message) {
+    const form = this.form;
+    if (kind === "tool-calls") {
+      this.showToolCalls(Array.isArray(form.tool_calls) ? form.tool_calls : []);
+      return [this.body, this.toolCalls];
+    }
+    if (kind === "tool-result") {
+      if (form.is_error === true) this.result.dataset.error = "true";
+      else delete this.result.dataset.error;
+      this.resultTag.textContent = form.is_error === true ? "tool error" : "tool result";
+      this.resultName.textContent = form.tool_name || "";
+      this.resultPreview.textContent = preview(message.text || "");
+      if (this.body.parentNode !== this.result) this.result.append(this.body);
+      return [this.result];
+    }
+    if (kind === "error") {
+      this.errorClass.textContent = form.error_class || "Error";
+      this.errorText.textContent = message.text || "";
+      const trace = Array.isArray(form.agent_trace) ? form.agent_trace.map(String) : [];
+      this.errorTrace.textContent = trace.length ? `via ${trace.join(" > ")}` : "";
+      this.errorBlock.replaceChildren(...[this.errorClass, this.errorText, trace.length ? this.errorTrace : null]
+        .filter(Boolean));
+      return [this.errorBlock];
+    }
+    return [this.body];
+  }
+
+  showToolCalls(calls) {
+    const key = JSON.stringify(calls);
+    if (key === this.toolCallsKey) return; // unchanged: keep the elements (and which of them are open)
+    this.toolCallsKey = key;
+    this.toolCalls.replaceChildren(...calls.map((call) => {
+      const details = element("details", "miniagents-tool-call");
+      const summary = element("summary");
+      summary.append(element("span", "miniagents-tool-tag", "tool call"),
+        element("code", "miniagents-tool-summary", call.summary));
+      details.append(summary, element("pre", "miniagents-tool-detail", call.detail));
+      return details;
+    }));
   }
 
   showBody(message) {
@@ -152,6 +226,9 @@ class MessageBlock {
     if (this.el.dataset.status !== "streaming") return; // complete already: the rendered markdown shows it all
     this.tailNode.appendData(chunk);
     this.tail.hidden = false;
+    if (this.form && this.form.kind === "tool-result" && this.message) {
+      this.resultPreview.textContent = preview(this.message.text || ""); // (the document's copy, text appended)
+    }
   }
 }
 

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from miniagents.messages import Message, MessagePromise, MessageSequencePromise
+from miniagents.notebook.message_forms import MessageForm
 from miniagents.notebook.rendering import (
     MessageHeader,
     describe_error,
@@ -23,6 +24,7 @@ from miniagents.notebook.rendering import (
 )
 
 _NOT_METADATA = frozenset({"text", "text_template"})
+_TOOL_RESULT_FIELDS = ("tool_call_id", "tool_name", "is_error")
 
 
 class MessageRecord:
@@ -34,6 +36,7 @@ class MessageRecord:
         "changed",
         "delta_seq",
         "error",
+        "form",
         "hash_key",
         "header",
         "html",
@@ -46,7 +49,10 @@ class MessageRecord:
     def __init__(self, record_id: str, promise: MessagePromise, fallback_sender: str | None = None) -> None:
         self.id = record_id
         self.promise = promise
-        self.header = MessageHeader.from_metadata(promise.preliminary_metadata, fallback_sender)
+        metadata = promise.preliminary_metadata
+        self.header = MessageHeader.from_metadata(metadata, fallback_sender)
+        # a tool result is known as one from its first token on; tool calls and error messages once resolved
+        self.form = MessageForm.of({name: getattr(metadata, name, None) for name in _TOOL_RESULT_FIELDS})
         self._chunks: list[str] = []
         self._flushed_chunks = 0  # how many chunks the front end has received
         self.delta_seq = 0  # how many text deltas the front end has received
@@ -104,6 +110,10 @@ class MessageRecord:
         self.metadata = {k: _plain(v) for k, v in serialized.items() if k not in _NOT_METADATA}
         self.html = render_markdown(text)
         self.changed.update(status="done", hash_key=self.hash_key, metadata=self.metadata, html=self.html)
+        form = MessageForm.of(self.metadata, message)
+        if form != self.form:
+            self.form = form
+            self.changed["form"] = form.as_fields()
         self.changed["tokens"] = self.tokens
 
     def _fail(self, error: BaseException) -> None:
@@ -150,6 +160,7 @@ class MessageRecord:
             "hash_key": self.hash_key,
             "metadata": self.metadata,
             "tokens": self.tokens,
+            "form": self.form.as_fields(),
         }
 
     def snapshot(self) -> dict[str, Any]:
@@ -157,10 +168,10 @@ class MessageRecord:
         return {**self.fields(), "text": "".join(self._chunks[: self._flushed_chunks]), "seq": self.delta_seq}
 
     def to_text(self) -> str:
-        return message_block_text(self.header, self.text, self.status, self.error)
+        return message_block_text(self.header, self.text, self.status, self.error, self.form)
 
     def to_html(self) -> str:
-        return message_block_html(self.header, self.text, self.status, self.error)
+        return message_block_html(self.header, self.text, self.status, self.error, None, self.form)
 
 
 def _plain(value: Any) -> Any:

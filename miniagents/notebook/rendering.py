@@ -29,6 +29,7 @@ from markdown_it.utils import EnvType, OptionsDict
 
 from miniagents import PromiseCancelledError
 from miniagents.notebook import assets
+from miniagents.notebook.message_forms import TEXT, TEXT_FORM, MessageForm
 
 _SCHEME = re.compile(r"^\s*([a-zA-Z][a-zA-Z0-9+.\-]*):")
 _ALLOWED_SCHEMES = frozenset({"http", "https", "mailto"})
@@ -163,9 +164,11 @@ def shown_status(status: str, error: str | None) -> str:
     return STOPPED if status == "failed" and error == STOPPED else status
 
 
-def message_block_text(header: MessageHeader, text: str, status: str, error: str | None = None) -> str:
-    """The text/plain form of one message block."""
-    lines = [f"{header.as_text()}:", text.rstrip("\n")] if text else [f"{header.as_text()}:"]
+def message_block_text(
+    header: MessageHeader, text: str, status: str, error: str | None = None, form: MessageForm = TEXT_FORM
+) -> str:
+    """The text/plain form of one message block (`form`: shown as tool calls, a tool result, an error...)."""
+    lines = [f"{header.as_text()}:", *form.text_lines(text)]
     shown = shown_status(status, error)
     if shown == "streaming":
         lines.append("[streaming...]")
@@ -177,12 +180,18 @@ def message_block_text(header: MessageHeader, text: str, status: str, error: str
 
 
 def message_block_html(
-    header: MessageHeader, text: str, status: str, error: str | None = None, hash_key: str | None = None
+    header: MessageHeader,
+    text: str,
+    status: str,
+    error: str | None = None,
+    hash_key: str | None = None,
+    form: MessageForm = TEXT_FORM,
 ) -> str:
     """
     The static HTML form of one message block, element for element what the live widget shows (so the
     output does not change when the live view is replaced by it): header, body rendered as markdown (also
-    while streaming), a note when stopped, the error when failed.
+    while streaming; tool calls and results collapsed, an error message as an error block, see `form`), a
+    note when stopped, the error when failed.
     """
     shown = shown_status(status, error)
     details = f'<span class="miniagents-details">{escape(header.details)}</span>' if header.details else ""
@@ -197,18 +206,29 @@ def message_block_html(
         tail = f'<div class="miniagents-message-error">{escape(error)}</div>'
     else:
         tail = ""
+    kind = f' data-kind="{escape(form.kind)}"' if form.kind != TEXT else ""
+    body = f'<div class="miniagents-message-body jp-RenderedHTMLCommon">{render_markdown(text) if text else ""}</div>'
     return (
-        f'<div class="miniagents-message" data-status="{escape(shown)}">'
+        f'<div class="miniagents-message" data-status="{escape(shown)}"{kind}>'
         f'<div class="miniagents-message-header"><span class="miniagents-sender">{escape(header.sender)}</span>'
         f"{details}{hash_html}</div>"
-        f'<div class="miniagents-message-body jp-RenderedHTMLCommon">{render_markdown(text) if text else ""}</div>'
-        f"{tail}</div>"
+        f"{form.html_parts(text, body)}{tail}</div>"
     )
 
 
 def entry_html(entry: Any) -> str:
-    """The static HTML of a message or error record (anything with header, text, status, error, hash_key)."""
-    return message_block_html(entry.header, entry.text, entry.status, entry.error, getattr(entry, "hash_key", None))
+    """
+    The static HTML of a message or error record (anything with header, text, status, error, and maybe
+    hash_key and form).
+    """
+    return message_block_html(
+        entry.header,
+        entry.text,
+        entry.status,
+        entry.error,
+        getattr(entry, "hash_key", None),
+        getattr(entry, "form", TEXT_FORM),
+    )
 
 
 def static_html(root_class: str, content: str, **data: str) -> str:

@@ -136,6 +136,6 @@ def _result_promise(
             metadata_so_far["is_error"] = True
             yield ("\n\n" if wrote else "") + f"Error: {tool.name} failed: {type(exc).__name__}: {exc}"
 
-    return ToolResultMessage.promise(
-        message_token_streamer=result_tokens, tool_call_id=call.id, tool_name=call.name, is_error=False
+    return ToolResultMessage.promise(  # (the role too, so that it is known, and shown, while the result streams)
+        message_token_streamer=result_tokens, role="tool", tool_call_id=call.id, tool_name=call.name, is_error=False
     )
