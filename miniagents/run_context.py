@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
 import signal
 import threading
-from collections.abc import Awaitable, Callable, Coroutine, Iterable
+import types
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from miniagents.interrupts import Interrupter
 from miniagents.messages import Message, MessageSequencePromise
 from miniagents.promising.context import PROMISE_RESOLVED
+from miniagents.promising.observers import describe_handler
 from miniagents.promising.promising import Promise, PromisingContext
 from miniagents.usage import TokenUsage
 
@@ -180,15 +183,73 @@ class MiniAgents(PromisingContext):
         # (so persisting a long reference chain link by link stays linear)
         for each in message.sub_messages(skip=lambda nested: not nested.mark_persisted(scope)):
             for handler in handlers:
-                self.schedule_observer(PERSIST_MESSAGE, handler, promise, each)
+                self._persist(handler, promise, each)
         if message.mark_persisted(scope):
             for handler in handlers:
-                self.schedule_observer(PERSIST_MESSAGE, handler, promise, message)
+                self._persist(handler, promise, message)
+
+    def _persist(self, handler: PersistMessageHandler, promise: Promise[Any], message: Message) -> None:
+        """
+        Run `await handler(promise, message)` right here until it first waits for something (a store that
+        only queues the message never does, and then costs no task); what is left runs in a context-level
+        task. It runs in a copy of the current contextvars context, as it would in a task of its own, and
+        an error is logged with the handler's name.
+        """
+        try:
+            coroutine = handler(promise, message)
+        except Exception as exc:
+            self.observers.log_failure(PERSIST_MESSAGE, handler, exc)
+            return
+        if not asyncio.iscoroutine(coroutine):
+            error = TypeError(f"{describe_handler(handler)} returned {type(coroutine).__name__}, not a coroutine")
+            self.observers.log_failure(PERSIST_MESSAGE, handler, error)
+            return
+        context = contextvars.copy_context()
+        try:
+            awaited = context.run(coroutine.send, None)
+        except StopIteration:
+            return
+        except Exception as exc:
+            self.observers.log_failure(PERSIST_MESSAGE, handler, exc)
+            return
+        except BaseException:
+            coroutine.close()
+            raise
+        task = context.run(
+            asyncio.get_running_loop().create_task, self._afinish_persisting(handler, coroutine, awaited)
+        )
+        self.track_task(task)
+
+    async def _afinish_persisting(
+        self, handler: PersistMessageHandler, coroutine: Coroutine[Any, Any, Any], awaited: Any
+    ) -> None:
+        try:
+            await _resumed(coroutine, awaited)
+        except Exception as exc:
+            self.observers.log_failure(PERSIST_MESSAGE, handler, exc)
 
     def observes_interactions(self) -> bool:
         """Whether anyone can see the interaction graph (so it is worth building)."""
         merged = self.observers.merged
         return bool(merged and (merged.get(PROMISE_RESOLVED) or merged.get(PERSIST_MESSAGE)))
+
+
+@types.coroutine
+def _resumed(coroutine: Coroutine[Any, Any, Any], awaited: Any) -> Generator[Any, Any, None]:
+    """Go on with `coroutine`, which was run by hand until it yielded `awaited` (what it waits for)."""
+    while True:
+        try:
+            sent = yield awaited
+        except BaseException as exc:  # e.g. the task is cancelled: the coroutine gets it where it waits
+            try:
+                awaited = coroutine.throw(exc)
+            except StopIteration:
+                return
+        else:
+            try:
+                awaited = coroutine.send(sent)
+            except StopIteration:
+                return
 
 
 def _run_in_worker_thread(main: Coroutine[Any, Any, T], interrupter: Interrupter) -> T:
