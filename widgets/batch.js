@@ -81,6 +81,7 @@ function render({ model, el }) {
     counts.textContent = `${count(finished)} / ${count(total)} · ${parts}`;
     if (fields.status === "failed" && fields.error) counts.textContent += ` · stopped by ${fields.error}`;
     tokens.textContent = `tokens: ${count(fields.input_tokens)} in · ${count(fields.output_tokens)} out`;
+    tokens.hidden = !fields.input_tokens && !fields.output_tokens; // no model call reported usage
     showStats();
     showMore();
   };

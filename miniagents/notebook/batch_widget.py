@@ -170,11 +170,17 @@ class BatchProgressWidget(LiveWidget):
         progress = self.progress
         return f"tokens: {_count(progress.input_tokens)} in, {_count(progress.output_tokens)} out"
 
+    def _has_tokens(self) -> bool:
+        """Whether any reply reported token usage (agents that call no model report none: no tokens line)."""
+        return bool(self.progress.input_tokens or self.progress.output_tokens)
+
     def _more_failures(self) -> int:
         return self.progress.failed - len(self._failures)
 
     def to_text(self) -> str:
-        lines = [f"{self.agent} over {_count(self.progress.total)} inputs: {self._headline()}", self._tokens_line()]
+        lines = [f"{self.agent} over {_count(self.progress.total)} inputs: {self._headline()}"]
+        if self._has_tokens():
+            lines.append(self._tokens_line())
         if self._failures:
             lines.append("failed:")
             lines.extend(f"  [{failure.index}] {failure.input}: {failure.error}" for failure in self._failures)
@@ -198,8 +204,9 @@ class BatchProgressWidget(LiveWidget):
             f'<div class="miniagents-batch-bar-done" style="width:{done_width}"></div>'
             f'<div class="miniagents-batch-bar-failed" style="width:{failed_width}"></div></div>',
             f'<div class="miniagents-batch-counts">{escape(self._headline())}</div>',
-            f'<div class="miniagents-batch-tokens">{escape(self._tokens_line())}</div>',
         ]
+        if self._has_tokens():
+            parts.append(f'<div class="miniagents-batch-tokens">{escape(self._tokens_line())}</div>')
         if self._failures:
             items = "".join(
                 f'<li><span class="miniagents-batch-index">[{failure.index}]</span> '
