@@ -177,7 +177,7 @@ NOT_AN_ITERABLE_OF_INPUTS = st.one_of(
     st.floats(allow_nan=False, allow_infinity=False).map(repr),
     st.text(max_size=8).map(repr),
     st.binary(max_size=8).map(repr),
-    st.sampled_from(["None", "True", "Message(text='one')", "picky.inquire('one')", "object()"]),
+    st.sampled_from(["None", "True", "Message(text='one')", "llm.inquire('one')", "object()"]),
 )
 
 
