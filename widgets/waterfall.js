@@ -114,6 +114,17 @@ class Waterfall {
       const started = typeof call.started === "number" ? call.started : null;
       raw.set(id, [started, started !== null && typeof call.ended === "number" ? call.ended : null]);
     }
+    // a call owns the calls it makes: its bar ends when they are all done too (timeline.py's _ends_owning_children)
+    const settle = (id) => {
+      const pair = raw.get(id);
+      for (const child of this.calls.get(id).children || []) {
+        if (!raw.has(child)) continue;
+        const childEnd = settle(child);
+        if (pair[1] !== null && childEnd !== null && childEnd > pair[1]) pair[1] = childEnd;
+      }
+      return pair[1];
+    };
+    for (const id of this.roots) if (raw.has(id)) settle(id);
     let now = this.live && this.offset !== null ? Math.max(this.now, performance.now() / 1000 + this.offset) : this.now;
     const starts = [...raw.values()].map(([start]) => start).filter((start) => start !== null);
     const origin = starts.length ? Math.min(...starts) : 0;
@@ -134,15 +145,24 @@ class Waterfall {
     return times;
   }
 
+  // The calls the run's end waited on: the call that ended last, then the one that ended last before it
+  // started, and so on; inside each, the same among the calls it made (timeline.py's _critical_path).
   criticalPath(times) {
     const path = new Set();
-    const endOf = (id) => (times.get(id)[0] === null ? -1 : times.get(id)[1]);
-    let level = this.roots.filter((id) => times.has(id) && times.get(id)[0] !== null);
-    while (level.length) {
-      const last = level.reduce((best, id) => (endOf(id) > endOf(best) ? id : best));
-      path.add(last);
-      level = (this.calls.get(last).children || []).filter((id) => times.has(id) && times.get(id)[0] !== null);
-    }
+    const walk = (ids) => {
+      let started = ids.filter((id) => times.has(id) && times.get(id)[0] !== null);
+      let window = null;
+      for (;;) {
+        const ended = started.filter((id) => window === null || times.get(id)[1] <= window);
+        if (!ended.length) return;
+        const last = ended.reduce((best, id) => (times.get(id)[1] > times.get(best)[1] ? id : best));
+        path.add(last);
+        walk(this.calls.get(last).children || []);
+        window = times.get(last)[0];
+        started = started.filter((id) => id !== last);
+      }
+    };
+    walk(this.roots);
     return path;
   }
 

@@ -94,7 +94,7 @@ class Timeline(MessageTree):
         children: dict[str | None, list[str]] = {}
         for record in records.values():
             children.setdefault(record.parent_id if record.parent_id in records else None, []).append(record.id)
-        times, now = self._times(records.values())
+        times, now = self._times(records.values(), children)
         critical = _critical_path(children, times, now)
         ordered: list[TimelineBar] = []
 
@@ -113,12 +113,14 @@ class Timeline(MessageTree):
             add(root, 0)
         return ordered, now
 
-    def _times(self, records: Iterable[CallRecord]) -> tuple[dict[str, tuple[float | None, float | None]], float]:
+    def _times(
+        self, records: Iterable[CallRecord], children: dict[str | None, list[str]]
+    ) -> tuple[dict[str, tuple[float | None, float | None]], float]:
         """
         Each call's start and end in the timeline's scale, from the first start (None: pending / running), and
         where the running bars end now: the kernel's clock, or one step past the last start or end.
         """
-        times = {record.id: (record.started, record.ended) for record in records}
+        times = _ends_owning_children({record.id: (record.started, record.ended) for record in records}, children)
         if self.scale == "steps":
             times = _as_steps(times)
             return times, float(len({point for pair in times.values() for point in pair if point is not None}))
@@ -154,6 +156,30 @@ class Timeline(MessageTree):
         return f"<Timeline ({self.scale}): {len(calls)} call(s), {failed} failed, {state}>"
 
 
+def _ends_owning_children(
+    times: dict[str, tuple[float | None, float | None]], children: dict[str | None, list[str]]
+) -> dict[str, tuple[float | None, float | None]]:
+    """
+    A call owns the calls it makes: its bar ends when they are all done too. (The tree notes each call's end as
+    its reply streams are read, by tasks that may wake a caller's before its callee's: a callee could otherwise
+    end a moment after its caller.)
+    """
+    ended = dict(times)
+
+    def settle(record_id: str) -> float | None:
+        start, end = ended[record_id]
+        for child in children.get(record_id, []):
+            child_end = settle(child)
+            if end is not None and child_end is not None and child_end > end:
+                end = child_end
+        ended[record_id] = (start, end)
+        return end
+
+    for root in children.get(None, []):
+        settle(root)
+    return ended
+
+
 def _as_steps(
     times: dict[str, tuple[float | None, float | None]],
 ) -> dict[str, tuple[float | None, float | None]]:
@@ -169,16 +195,28 @@ def _as_steps(
 def _critical_path(
     children: dict[str | None, list[str]], times: dict[str, tuple[float | None, float | None]], now: float
 ) -> set[str]:
-    """The chain of calls that ends last: the root ending last, then at each level the child ending last."""
+    """
+    The calls the run's end waited on: the call that ended last, then the one that ended last before it started
+    (what it waited for), and so on; inside each, the same among the calls it made.
+    """
+    path: set[str] = set()
 
     def end_of(record_id: str) -> float:
-        start, end = times[record_id]
-        return -1.0 if start is None else (end if end is not None else now)
+        end = times[record_id][1]
+        return now if end is None else end
 
-    path: set[str] = set()
-    level = [each for each in children.get(None, []) if times[each][0] is not None]
-    while level:
-        last = max(level, key=end_of)  # the first of equals: the one called first
-        path.add(last)
-        level = [each for each in children.get(last, []) if times[each][0] is not None]
+    def walk(parent: str | None) -> None:
+        started = [each for each in children.get(parent, []) if times[each][0] is not None]
+        window: float | None = None  # only calls that ended before this point (None: any)
+        while True:
+            ended = [each for each in started if window is None or end_of(each) <= window]
+            if not ended:
+                return
+            last = max(ended, key=end_of)  # the first of equals: the one called first
+            path.add(last)
+            walk(last)
+            window = times[last][0]  # (not None: only started calls are in `started`)
+            started = [each for each in started if each != last]
+
+    walk(None)
     return path

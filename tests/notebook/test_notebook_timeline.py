@@ -81,9 +81,10 @@ async def test_timeline_nests_parallel_calls_of_a_three_level_run_under_their_ca
     ]
     boss, lead_a, lead_b = bars[0], bars[1], bars[5]
     for parent, children in ((boss, [lead_a, lead_b]), (lead_a, bars[2:5]), (lead_b, bars[6:9])):
-        for child in children:  # a call's bar starts before the calls it made and is still there when they start
+        for child in children:  # a call owns the calls it made: its bar spans theirs
             assert parent.start is not None and child.start is not None and parent.end is not None
-            assert parent.start <= child.start < parent.end
+            assert child.end is not None
+            assert parent.start <= child.start and child.end <= parent.end
     workers = [bar for bar in bars if bar.agent == "WORKER"]
     assert max(bar.start or 0 for bar in workers) < min(bar.end or 0 for bar in workers)  # all six overlap
     assert lead_a.start is not None and lead_b.start is not None and lead_a.end is not None
@@ -154,6 +155,33 @@ async def test_critical_path_is_the_chain_of_calls_that_ends_last() -> None:
         ("FAST", False),
     ]
     assert [line[0] for line in timeline.to_text().splitlines()[1:]] == ["*", " ", "*", " "]
+
+
+async def test_critical_path_goes_back_through_what_the_last_call_waited_for() -> None:
+    @miniagent
+    async def researcher(ctx: InteractionContext, words: int) -> None:
+        for _ in range(words):
+            await asyncio.sleep(0)  # (one step of the event loop per word: more words end later)
+        ctx.reply(f"{words} words")
+
+    @miniagent
+    async def writer(ctx: InteractionContext) -> None:
+        ctx.reply("draft")
+
+    @miniagent
+    async def editor(ctx: InteractionContext) -> None:
+        notes = [researcher.fork(alias=f"R{words}").inquire(words=words) for words in (3, 30, 10)]
+        for note in notes:
+            await note.aresolve_messages()
+        ctx.reply(writer.inquire(notes))
+
+    async with MiniAgents():
+        timeline = mn.Timeline(scale="steps")
+        await asyncio.wait_for(editor.inquire().aresolve_messages(), TIMEOUT)
+        await asyncio.wait_for(timeline.aquiet(), TIMEOUT)
+
+    critical = [bar.agent for bar in timeline.bars() if bar.critical]
+    assert critical == ["EDITOR", "R30", "WRITER"]  # the writer waited for the slowest researcher
 
 
 async def test_steps_scale_draws_the_same_run_the_same_way_every_time() -> None:
