@@ -67,6 +67,7 @@ class CallRecord:
         "following",
         "id",
         "inputs",
+        "kwargs",
         "observed",
         "own_usage",
         "parent",
@@ -97,11 +98,12 @@ class CallRecord:
         # an agent function may return while its replies still stream (an LLM call does exactly that):
         # the call shows as running until every reply has resolved
         self.replies_done_at: float | None = None
+        self.kwargs = _jsonable_kwargs(call)
         self.changed: dict[str, Any] = {
             "agent": call.agent.alias,
             "parent": self.parent_id,
             "status": self.status,
-            "kwargs": _jsonable_kwargs(call),
+            "kwargs": self.kwargs,
             "started": self.started,
         }
 
@@ -182,7 +184,7 @@ class CallRecord:
             "started": self.started,
             "ended": self.ended,
             "duration": self.duration,
-            "kwargs": _jsonable_kwargs(self.call),
+            "kwargs": self.kwargs,
             "inputs": list(self.inputs),
             "replies": list(self.replies),
             "children": list(self.children),
@@ -286,7 +288,8 @@ class MessageTree(LiveWidget):
         self._calls_made = 0
         self._roots = IdList("roots")
         self._homes = _Homes()
-        self._placements: dict[str, int] = {}  # message record id -> places it is shown at in kept calls
+        self._placements: dict[str, list[tuple[CallRecord, str]]] = {}  # message record id -> where kept calls show it
+        self._fold_when_done = 0  # how many done calls to wait for before folding again (after a fold fell short)
         self._promise_keys: dict[str, int] = {}  # message record id -> its key in `_records` (to forget it)
         self._counted: dict[str, ModelUsage] = {}  # message record id -> its usage, credited to its home
         self._summary = _Summary()
@@ -306,7 +309,9 @@ class MessageTree(LiveWidget):
     def detach(self) -> None:
         """Stop adding new calls to this tree (the calls already in it keep updating)."""
         self._attached = False
-        _observers_of(self.context).discard(self)
+        context = getattr(self, "context", None)  # (None when __init__ refused its arguments)
+        if context is not None:
+            _observers_of(context).discard(self)
 
     def close(self) -> None:
         self.detach()
@@ -337,8 +342,17 @@ class MessageTree(LiveWidget):
             asyncio.get_running_loop().call_soon(self._observe_if_started, record)
         except RuntimeError:  # pragma: no cover - agent calls need a running loop
             pass
-        if len(self._calls) > self.max_calls:
+        self._maybe_fold()
+
+    def _maybe_fold(self) -> None:
+        excess = len(self._calls) - int(self.max_calls * _FOLD_TO)
+        if len(self._calls) > self.max_calls and len(self._calls) - len(self._open) >= max(
+            excess, self._fold_when_done
+        ):
             self._fold()
+            done = len(self._calls) - len(self._open)
+            # fell short (running calls hold their subtrees): wait for a quarter of the window to finish first
+            self._fold_when_done = done + self.max_calls // 4 if len(self._calls) > self.max_calls else 0
 
     def _watch_person(self, call: AgentCall) -> None:
         agent = call.agent
@@ -386,9 +400,9 @@ class MessageTree(LiveWidget):
                 ancestor.changed["failed_inside"] = ancestor.failed_inside
                 self._mark_changed(ancestor)
                 ancestor = ancestor.parent
-        if record.is_done:
-            self._open.pop(record.id, None)
         self._mark_changed(record)
+        if record.is_done and self._open.pop(record.id, None) is not None:
+            self._maybe_fold()  # (after marking it: a fold drops what it folds from the pending events)
 
     def _observe(self, record: CallRecord) -> None:
         if record.observed:
@@ -428,7 +442,7 @@ class MessageTree(LiveWidget):
 
     def _place(self, message_id: str, record: CallRecord, part: str) -> None:
         """`message_id` is shown in `record`'s `part`: make that its home if it is a better one."""
-        self._placements[message_id] = self._placements.get(message_id, 0) + 1
+        self._placements.setdefault(message_id, []).append((record, part))
         home = self._homes.homes.get(message_id)
         if home is None:
             self._homes.set(message_id, record, part)
@@ -524,34 +538,28 @@ class MessageTree(LiveWidget):
             forgotten["calls"].append(each.id)
             for part in ("inputs", "replies"):
                 for message_id in getattr(each, part):
-                    if self._unplace(message_id, each):
+                    if self._unplace(message_id, each, part):
                         forgotten["messages"].append(message_id)
         self._mark_changed(self._summary)
 
-    def _unplace(self, message_id: str, record: CallRecord) -> bool:
+    def _unplace(self, message_id: str, record: CallRecord, part: str) -> bool:
         """One place of `message_id` was folded away; forget the message if it was the last. True if forgotten."""
-        left = self._placements.get(message_id, 1) - 1
-        if left > 0:
-            self._placements[message_id] = left
-            home = self._homes.homes.get(message_id)
-            if home is not None and home[0] is record:
-                self._rehome(message_id)
-            return False
+        places = self._placements.get(message_id)
+        if places is not None:
+            with contextlib.suppress(ValueError):
+                places.remove((record, part))
+            if places:
+                home = self._homes.homes.get(message_id)
+                if home is not None and home[0] is record:  # it still shows elsewhere: that place becomes its home
+                    self._homes.set(message_id, *places[0])
+                    self._mark_changed(self._homes)
+                return False
         self._placements.pop(message_id, None)
         self._homes.forget(message_id)
         self._counted.pop(message_id, None)
         self._forget_message(message_id)
         self._mark_changed(self._homes)
         return True
-
-    def _rehome(self, message_id: str) -> None:
-        """The home of a message was folded while it still shows elsewhere: the first kept place becomes it."""
-        for record in self._calls.values():
-            for part in ("replies", "inputs"):
-                if message_id in getattr(record, part):
-                    self._homes.set(message_id, record, part)
-                    self._mark_changed(self._homes)
-                    return
 
     def _forget_message(self, message_id: str) -> None:
         self._errors.pop(message_id, None)

@@ -127,9 +127,9 @@ def _chat_cell(kernel_session: KernelSession, reply_delay: float, with_tree: boo
         "import miniagents.notebook\nfrom miniagents.ext.llm.offline import create_offline_agent\n"
         "miniagents.notebook.activate()\n"
         f"assistant = create_offline_agent(lambda m: 'echo ' * 50 + str(m[-1]), token_delay={reply_delay})\n"
-        + ("tree = miniagents.notebook.MessageTree()" if with_tree else "")
     )
-    shown = kernel_session.run("chat = miniagents.notebook.chat(assistant)\nchat").results
+    tree = "tree = miniagents.notebook.MessageTree()\n" if with_tree else ""  # (a tree shows the chats of its cell)
+    shown = kernel_session.run(f"{tree}chat = miniagents.notebook.chat(assistant)\nchat").results
     assert len(shown) == 1  # shown once, although it is also the value of the cell
     assert shown[0]["text/plain"] == "(empty chat)"
     return shown[0][WIDGET_VIEW]["model_id"]
