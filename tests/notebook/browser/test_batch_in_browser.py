@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from .lab_server import LabServer
 from .notebook_page import NotebookPage
 from .test_saved_notebooks_in_browser import CONTRAST, widget_screenshot
 from .test_widgets_in_browser import SETUP_CELL
@@ -119,7 +120,12 @@ def contrasts(notebook: NotebookPage, cell: int) -> dict[str, float]:
     }
 
 
-def test_batch_live_view_and_summary_read_in_light_and_dark_themes(open_notebook: OpenNotebook) -> None:
+def test_batch_live_view_and_summary_read_in_light_and_dark_themes(
+    open_notebook: OpenNotebook, lab_server: LabServer
+) -> None:
+    # the widget's files ship in the wheel the server runs (widgets/ is force-included as miniagents/notebook/widgets)
+    shipped = lab_server.venv.site_packages / "miniagents" / "notebook" / "widgets"
+    assert (shipped / "batch.js").is_file() and ".miniagents-batch-bar" in (shipped / "messages.css").read_text()
     inputs = [*(f"quick {i}" for i in range(9)), *(f"held {i}" for i in range(6))]
     notebook = open_notebook(
         [
