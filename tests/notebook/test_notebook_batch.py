@@ -337,3 +337,30 @@ def test_importing_the_notebook_layer_does_not_import_pandas() -> None:
     code = "import sys, miniagents.notebook as mn\nassert mn.amap and 'pandas' not in sys.modules"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stderr
+
+
+@settings(max_examples=60, deadline=None)
+@given(inputs=st.lists(st.text(max_size=40), min_size=1, max_size=5), error_text=st.text(max_size=60))
+def test_static_forms_show_any_input_and_error_as_inert_escaped_text(inputs: list[str], error_text: str) -> None:
+    from html import escape
+
+    from miniagents.batch import BatchProgress, BatchRow
+    from miniagents.notebook import BatchProgressWidget
+
+    widget = BatchProgressWidget("AGENT <b>", total=len(inputs))
+    for index, item in enumerate(inputs):
+        widget.on_row(BatchRow(index, item, error=ValueError(error_text)))
+    widget.on_progress(BatchProgress(total=len(inputs), failed=len(inputs)))
+    widget.end()
+    html, text = widget.to_html(), widget.to_text()
+
+    assert_inert(html)
+    assert 'data-status="done"' in html and "AGENT &lt;b&gt;" in html
+    shown_error = f"ValueError: {error_text}" if error_text else "ValueError"
+    for index, item in enumerate(inputs):
+        shown = repr(item) if len(repr(item)) <= 80 else repr(item)[:79] + "…"  # a long input is cut short
+        assert f'<code class="miniagents-batch-input">{escape(shown)}</code>' in html
+        assert f"  [{index}] {shown}: " in text
+    assert f'<span class="miniagents-batch-error">{escape(shown_error)}</span>' in html
+    assert text.startswith(f"AGENT <b> over {len(inputs)} inputs: 0 done, {len(inputs)} failed (of {len(inputs)})")
+    widget.close()
