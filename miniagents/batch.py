@@ -24,7 +24,7 @@ from miniagents.agent_call import AgentCall
 from miniagents.messages import Message
 from miniagents.miniagent_typing import MessageType
 from miniagents.miniagents import MiniAgent
-from miniagents.promising.ext.frozen import Frozen
+from miniagents.promising.ext.frozen import Frozen, freeze_value
 from miniagents.promising.ownership import current_owner
 from miniagents.run_context import MiniAgents
 from miniagents.usage import usage_of
@@ -127,7 +127,8 @@ async def amap(
 
     Raises (before any call starts): TypeError if `agent` is not a MiniAgent or `inputs` is not an iterable of
     inputs (a str, a message or a promise is one input, not many); ValueError if `concurrency` is not a whole
-    number >= 1; RuntimeError if no MiniAgents context is active.
+    number >= 1, or if `function_kwargs` cannot be given to the agent (not freezable); RuntimeError if no
+    MiniAgents context is active.
     """
     if not isinstance(agent, MiniAgent):
         raise TypeError(f"amap() runs a MiniAgent, got {type(agent).__name__}: {agent!r:.80}")
@@ -135,6 +136,7 @@ async def amap(
         raise ValueError(f"concurrency must be a whole number >= 1, got {concurrency!r}")
     items = _input_list(inputs)
     context = MiniAgents.get_current()  # raises RuntimeError naming the fix when no context is active
+    _check_kwargs(agent, function_kwargs)
     calls_at_work: set[AgentCall] = set()
     row_errors_at_debug = _RowErrorsAtDebug(calls_at_work)
     progress = BatchProgress(total=len(items))
@@ -146,19 +148,17 @@ async def amap(
             on_progress(progress)
 
     async def arun_one(index: int, item: Any) -> BatchRow:
+        call = agent.initiate_inquiry(**function_kwargs)  # (the kwargs were checked: the same for every call)
+        calls_at_work.add(call)
         progress.running += 1
         report()
         started = time.perf_counter()
-        call = None
         try:
-            call = agent.initiate_inquiry(**function_kwargs)
-            calls_at_work.add(call)
             if item is not None:
                 call.send_message(item)
             messages = await call.reply_sequence().aresolve_messages()
         except asyncio.CancelledError:
-            if call is not None:
-                call.cancel()  # the batch is cancelled: so is the call at work for this input
+            call.cancel()  # the batch is cancelled: so is the call at work for this input
             raise
         except Exception as exc:
             progress.failed += 1
@@ -178,8 +178,7 @@ async def amap(
             )
         finally:
             progress.running -= 1
-            if call is not None:
-                calls_at_work.discard(call)
+            calls_at_work.discard(call)
 
     async def awork() -> None:
         for index in next_indexes:
@@ -260,6 +259,20 @@ class _RowErrorsAtDebug(logging.Filter):
                 return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
             owner = owner.parent
         return True
+
+
+def _check_kwargs(agent: MiniAgent, function_kwargs: dict[str, Any]) -> None:
+    """ValueError up front for a kwarg every call would refuse (the rule of AgentCall: freezable, or declared)."""
+    for name, value in function_kwargs.items():
+        if name in agent.non_freezable_kwargs:
+            continue
+        try:
+            freeze_value(value, name)
+        except ValueError as exc:
+            raise ValueError(
+                f"{agent.alias}: function kwargs must be freezable (or declared in the agent's "
+                f"non_freezable_kwargs): {exc}"
+            ) from None
 
 
 def _input_list(inputs: Any) -> list[Any]:

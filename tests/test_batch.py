@@ -354,3 +354,12 @@ async def test_failed_rows_are_logged_at_debug_not_as_errors(caplog: pytest.LogC
                 await inner.inquire().aresolve_messages()
             assert [record.levelname for record in caplog.records] == ["ERROR"]
         assert context.logger.filters == []  # the batch's filter went with it
+
+
+async def test_kwargs_the_agent_cannot_take_stop_the_batch_before_any_call() -> None:
+    seen: list[int] = []
+    progress: list[BatchProgress] = []
+    async with MiniAgents():
+        with pytest.raises(ValueError, match=r"SHOUT: function kwargs must be freezable .*field 'suffix'"):
+            await amap(make_agent(seen), ["a", "b", "c"], on_progress=progress.append, suffix=object())
+    assert seen == [] and progress == []  # refused up front, like the other bad arguments

@@ -211,6 +211,15 @@ def test_inputs_that_are_not_an_iterable_of_inputs_are_named_before_anything_is_
     assert batch_kernel.value("calls") == []
 
 
+def test_a_kwarg_the_agent_cannot_take_is_named_before_anything_is_shown(batch_kernel: KernelSession) -> None:
+    cell = batch_kernel.run("calls.clear()\nawait mn.amap(picky, ['a', 'b'], client=object())", allow_error=True)
+
+    assert cell.reply["ename"] == "ValueError"
+    assert cell.reply["evalue"].startswith("PICKY: function kwargs must be freezable")
+    assert _displays(cell) == []
+    assert batch_kernel.value("calls") == []
+
+
 def test_what_is_not_an_agent_is_named(batch_kernel: KernelSession) -> None:
     cell = batch_kernel.run("await mn.amap(print, ['a'])", allow_error=True)
 
