@@ -9,7 +9,8 @@
 // ("↳ forwarded from AGENT #hash") that opens the way to it, scrolls it into view and highlights it.
 // The children of a call with many of them start collapsed, and a collapsed call builds nothing inside it
 // until it is opened, so a run of thousands of calls renders fast and scrolls smoothly.
-// (live.js, prepended by Python, provides LiveDocument and MessageBlock.)
+// (live.js and waterfall.js, prepended by Python, provide LiveDocument, MessageBlock and TimelineTabs: the
+// "Tree" | "Timeline" tabs, the same calls drawn as a waterfall.)
 
 const SHOWN_STATUS = { pending: "pending", running: "running", waiting: "waiting", finished: "finished", failed: "failed" };
 const MANY_CHILDREN = 20; // a call with more children than this shows them collapsed
@@ -93,7 +94,8 @@ function render({ model, el }) {
   const totals = element("div", "miniagents-tree-totals");
   totals.hidden = true;
   root.append(empty, rootFolded, totals);
-  el.appendChild(root);
+  const tabs = new TimelineTabs(root); // "Tree" | "Timeline": the same calls as a waterfall (waterfall.js)
+  el.appendChild(tabs.el);
   const nodes = new Map(); // call id -> CallNode
   const homes = new Map(); // message id -> [call id, part]: where it shows in full
   const blocks = new Map(); // message id -> { block, el } at its home
@@ -235,6 +237,7 @@ function render({ model, el }) {
   };
 
   const showRoots = () => {
+    tabs.setRoots(rootIds);
     empty.hidden = rootIds.length > 0 || (summary && summary.folded);
     const many = rootIds.length > MANY_CHILDREN;
     placeChildren(root, [
@@ -282,10 +285,12 @@ function render({ model, el }) {
       }
     }
     Object.assign(data, fields);
+    tabs.updateCall(id, fields);
     dirtyCalls.add(id);
   };
 
   const forget = ({ calls, messages }) => {
+    tabs.forgetCalls(calls || []);
     for (const id of calls || []) {
       const call = nodes.get(id);
       if (call) call.el.remove();
@@ -335,10 +340,18 @@ function render({ model, el }) {
       showRoots();
       showSummary();
       flushCalls();
+      tabs.setState(state);
     },
-    onBatch: flushCalls,
+    onBatch: () => {
+      flushCalls();
+      tabs.batch();
+    },
   });
-  return documentCopy.start(el);
+  const stop = documentCopy.start(el);
+  return () => {
+    tabs.stop();
+    stop();
+  };
 }
 
 export default { render };

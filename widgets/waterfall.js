@@ -71,10 +71,22 @@ class Waterfall {
       this.calls.set(id, call);
     }
     Object.assign(call, fields);
+    // a view without clock events (the tree's tab) still knows the kernel's time was at least this
+    for (const time of [fields.started, fields.ended]) if (typeof time === "number" && time > this.now) this.setClock(time);
   }
 
   setRoots(ids) {
     this.roots = Array.isArray(ids) ? ids : [];
+  }
+
+  // Calls the kernel no longer keeps (a tree's bounded window folded them away).
+  forgetCalls(ids) {
+    for (const id of ids) {
+      this.calls.delete(id);
+      const row = this.rows.get(id);
+      if (row !== undefined) row.el.remove();
+      this.rows.delete(id);
+    }
   }
 
   setClock(now) {
@@ -259,5 +271,71 @@ class Waterfall {
     this.stopped = true;
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
+  }
+}
+
+// Two tabs over a view: its own content ("Tree") and a Waterfall of the same calls ("Timeline"). A view feeds
+// it the call events and states it gets (the tree's calls carry `started` / `ended`); the waterfall is drawn only
+// while its tab shows.
+class TimelineTabs {
+  constructor(content, names = ["Tree", "Timeline"]) {
+    this.el = element("div", "miniagents-tabs");
+    this.bar = element("div", "miniagents-tab-bar");
+    this.bar.setAttribute("role", "tablist");
+    this.content = content;
+    this.waterfall = new Waterfall();
+    this.panels = [content, this.waterfall.el];
+    this.buttons = names.map((name, index) => {
+      const button = element("button", "miniagents-tab", name);
+      button.type = "button";
+      button.setAttribute("role", "tab");
+      button.addEventListener("click", () => this.show(index));
+      return button;
+    });
+    this.bar.append(...this.buttons);
+    this.el.append(this.bar, ...this.panels);
+    this.show(0);
+  }
+
+  show(index) {
+    this.shown = index;
+    // (style, not the hidden attribute: the panels' own display rules would win over it)
+    this.panels.forEach((panel, each) => (panel.style.display = each === index ? "" : "none"));
+    this.buttons.forEach((button, each) => button.setAttribute("aria-selected", String(each === index)));
+    this.el.dataset.tab = index === 0 ? "content" : "timeline";
+    this.refresh();
+  }
+
+  updateCall(id, fields) {
+    this.waterfall.updateCall(id, fields);
+  }
+
+  setRoots(ids) {
+    this.waterfall.setRoots(ids);
+  }
+
+  forgetCalls(ids) {
+    this.waterfall.forgetCalls(ids);
+  }
+
+  // After a batch of events: the document is live.
+  batch() {
+    this.waterfall.setLive(true);
+    this.refresh();
+  }
+
+  // After a state (quiet point, snapshot): its `live` and `now` say the rest.
+  setState(state) {
+    this.waterfall.setLive(state.live);
+    this.waterfall.setClock(state.now);
+    this.refresh();
+  }
+
+  refresh() {
+    if (this.shown === 1) this.waterfall.draw();
+  }
+
+  stop() {
+    this.waterfall.stop();
   }
 }

@@ -264,7 +264,7 @@ class MessageTree(LiveWidget):
     call waiting for the user to type shows as 'waiting' and does not keep the tree live.
     """
 
-    _esm = assets.widget_module("tree.js")
+    _esm = f"{assets.widget_module('waterfall.js')}\n{assets.read_widget_file('tree.js')}"  # with the Timeline tab
 
     def __init__(
         self,

@@ -121,3 +121,37 @@ def test_timeline_bars_appear_grow_and_finish_then_the_output_holds_the_svg(open
     ]
     assert live_label["contrast"] >= 4.5 and live_label["background"] < 0.3  # the dark theme's own background
     assert static_label["contrast"] >= 4.5 and static_time["contrast"] >= 3.0 and static_label["background"] < 0.3
+
+
+def test_tree_has_a_timeline_tab_drawing_the_same_calls_live(open_notebook: OpenNotebook) -> None:
+    finish = FINISH_CELL.replace("timeline.aquiet()", "tree.aquiet()")
+    notebook = open_notebook([AGENTS_CELL, "tree = mn.show_tree()", "replies = lead.inquire()", finish])
+    output = notebook.output(1)
+    for cell in (0, 1, 2):
+        notebook.run_cell(cell)
+        notebook.wait_executed(cell)
+    output.locator('.miniagents-call[data-agent="RESEARCHER"][data-status="running"]').nth(2).wait_for()
+    tab = output.get_by_role("tab", name="Timeline")
+    tab.click()
+    rows = output.locator(".miniagents-timeline-row")
+    rows.locator("xpath=self::*[@data-status='running' and @data-agent='RESEARCHER']").nth(2).wait_for()
+    output.locator('.miniagents-timeline-row[data-agent="FACT_CHECKER"][data-status="failed"]').wait_for()
+    widget_screenshot(notebook, output, "tree-timeline-tab")
+    shown = rows.evaluate_all(
+        "rows => rows.map(row => [row.dataset.agent, row.querySelector('.miniagents-timeline-label')"
+        ".style.paddingLeft])"
+    )
+    tree_hidden = output.locator(".miniagents-tree").evaluate("tree => getComputedStyle(tree).display === 'none'")
+    output.get_by_role("tab", name="Tree").click()
+    tree_shown_again = output.locator(".miniagents-tree").evaluate("tree => getComputedStyle(tree).display !== 'none'")
+    timeline_hidden = output.locator(".miniagents-timeline").evaluate("el => getComputedStyle(el).display === 'none'")
+
+    notebook.run_cell(3)
+    notebook.wait_executed(3)
+
+    assert shown == [
+        ["LEAD", "0px"],
+        *[["RESEARCHER", "12px"]] * 3,
+        ["FACT_CHECKER", "12px"],
+    ]
+    assert tree_hidden and tree_shown_again and timeline_hidden
