@@ -18,7 +18,14 @@ from pydantic import BaseModel
 
 from miniagents.messages import Message, MessagePromise, MessageSequencePromise
 from miniagents.promising.ext.frozen import Frozen
-from miniagents.promising.promising import PromisingContext, StreamAppender, StreamedPromise, StreamWriter
+from miniagents.promising.ownership import TaskOwner, current_owner_var
+from miniagents.promising.promising import (
+    Forwarding,
+    PromisingContext,
+    StreamAppender,
+    StreamedPromise,
+    StreamWriter,
+)
 from miniagents.promising.sentinels import DEFAULT, Sentinel
 from miniagents.promising.sequence import FlatSequence
 
@@ -73,6 +80,46 @@ class _OutOfOrder:
         self.item = item
 
 
+class _Flattening(TaskOwner):
+    """
+    The asynchronous flattening of one MessageAppender, while items wait in its queue: the forwarding of the
+    sequence at the head, or the task flattening the rest. A child of the owner that appended (or first waited
+    for) the first such item, so that it counts as running there (an agent call is not settled before its
+    replies are) and is cancelled with it. It leaves that owner once the queue is empty.
+    """
+
+    __slots__ = ("active", "appender", "forwarding")
+
+    def __init__(self, appender: MessageAppender, context: PromisingContext) -> None:
+        owner = current_owner_var.get()
+        super().__init__(context, owner if owner is not None and owner.context is context else context.root_owner)
+        self.releasable = False  # not before the queue is flattened
+        self.appender = appender
+        self.forwarding: Forwarding | None = None
+        self.active = True
+
+    def is_idle(self) -> bool:
+        return not self.active and super().is_idle()
+
+    def end(self, leave: bool) -> None:
+        """The queue is flattened (or cut): leave the owner now if `leave` (else the ending task's callback does)."""
+        self.active = False
+        self.forwarding = None
+        self.releasable = True
+        if leave and self.attached:
+            parent = self.parent_owner
+            if parent is not None:
+                parent.release(self)
+
+    def cancel(self, sparing: asyncio.Task[Any] | None = None) -> bool:
+        cancelled = super().cancel(sparing)  # a flattening task: its done callback cuts the sequence
+        forwarding = self.forwarding
+        if forwarding is not None and forwarding.cancel():
+            self.appender.cut_flattening()
+            return True
+        return cancelled
+
+
 class MessageAppender(StreamAppender[Any]):
     """
     The appender of a MessageSequence: each appended MessageType is flattened, in order, into the producer
@@ -88,6 +135,7 @@ class MessageAppender(StreamAppender[Any]):
         "_flattening",
         "_iterator",
         "_out_of_order",
+        "_owner",
         "_pending",
         "_start_asap",
         "_writer",
@@ -104,6 +152,7 @@ class MessageAppender(StreamAppender[Any]):
         self._start_asap = context.start_everything_asap_by_default if start_asap is DEFAULT else bool(start_asap)
         self._pending: deque[Any] | None = None  # items waiting for asynchronous flattening, in order
         self._flattening = False
+        self._owner: _Flattening | None = None  # while items wait in the queue
         self._closed = False
         self._out_of_order = 0  # out-of-order items still being delivered
         self._iterator: AsyncIterator[Any] | None = None
@@ -209,7 +258,10 @@ class MessageAppender(StreamAppender[Any]):
 
     def _flatten_now(self, item: Any) -> None:
         """Flatten what is ready now; nested iterables use an explicit stack (any depth, no recursion)."""
-        send = self._writer.send
+        writer = self._writer
+        if writer.closed:  # cut (cancelled): nobody can receive it any more
+            return
+        send = writer.send
         stack: list[Iterator[Any]] = []
         while True:
             if self._pending:  # something before this item must be awaited: queue it to keep the order
@@ -244,8 +296,70 @@ class MessageAppender(StreamAppender[Any]):
             self._start_flattening()
 
     def _start_flattening(self) -> None:
+        """
+        Flatten the queue, in order: the messages of a sequence at its head are forwarded synchronously as they
+        arrive (no task); anything else that must be awaited is flattened by a task. Both belong to one
+        `_Flattening` owner (see there), so cancelling the owner that appended cuts the sequence.
+        """
         self._flattening = True
-        self._context.create_task(self._aflatten_pending(), on_done=self._flattening_task_done)
+        flattening = self._owner
+        if flattening is None:
+            flattening = self._owner = _Flattening(self, self._context)
+        pending = self._pending
+        assert pending
+        head = pending[0]
+        if type(head) is MessageSequencePromise:  # (its pieces are message promises and errors, nothing to flatten)
+            flattening.forwarding = head.forward_pieces(self._forward_piece, self._forwarded_all)
+        else:
+            flattening.start(self._aflatten_pending(), on_done=self._flattening_task_done)
+
+    def _forward_piece(self, piece: Any) -> None:
+        writer = self._writer
+        if writer.closed:
+            return
+        if isinstance(piece, (MessagePromise, BaseException)):
+            writer.send(piece)
+        else:  # a MessageSequencePromise made with a streamer of its own may yield anything sendable
+            writer.send(_as_message_promise_or_error(piece))
+
+    def _forwarded_all(self) -> MessageSequencePromise | None:
+        """
+        The sequence at the head of the queue is done: flatten what waited behind it, up to the next thing to wait
+        for. Returns the next sequence to forward the same way, if that is it.
+        """
+        pending = self._pending
+        assert pending
+        pending.popleft()
+        while pending:
+            head = pending[0]
+            if type(head) is MessageSequencePromise:
+                pieces = head.pieces_if_done()
+                if pieces is None:
+                    return head  # forwarded as it streams, by the same forwarding
+                pending.popleft()
+                for piece in pieces:
+                    self._forward_piece(piece)
+                continue
+            pending.popleft()
+            self._flattening = False
+            self._pending = None  # flattened on its own: what it must wait for is queued ahead of the rest
+            self._flatten_now(head)  # (its flattening starts if it must be waited for: `_enqueue()`)
+            queued_now = self._pending
+            self._pending = pending
+            if queued_now:
+                pending.extendleft(reversed(queued_now))
+                return None
+            self._flattening = True
+        self._flattening = False
+        self._finish_flattening(leave=True)
+        return None
+
+    def _finish_flattening(self, leave: bool) -> None:
+        flattening, self._owner = self._owner, None
+        if flattening is not None:
+            flattening.end(leave)
+        if self._closed and not self._out_of_order and not self._pending:
+            self._writer.close()
 
     def _flattening_task_done(self, _: asyncio.Task[Any]) -> None:
         """However the flattening task ended (cancelled before its first step too), the sequence gets an end."""
@@ -253,6 +367,15 @@ class MessageAppender(StreamAppender[Any]):
         if self._pending:
             self._pending.clear()
             self._writer.cancel("flattening of a message sequence was cancelled before it finished")
+        self._finish_flattening(leave=False)  # the task's owner leaves its own parent when the task is done
+
+    def cut_flattening(self) -> None:
+        """The owner of the flattening was cancelled: drop the queue, end the sequence with a cut."""
+        self._flattening = False
+        if self._pending:
+            self._pending.clear()
+        self._writer.cancel("flattening of a message sequence was cancelled before it finished")
+        self._finish_flattening(leave=True)
 
     async def _aflatten_pending(self) -> None:
         pending = self._pending
@@ -261,8 +384,6 @@ class MessageAppender(StreamAppender[Any]):
             await self._aflatten(pending[0])  # stays queued meanwhile, so new items line up behind it
             pending.popleft()
         self._flattening = False
-        if self._closed and not self._out_of_order:
-            self._writer.close()
 
     async def _aflatten(self, item: Any) -> None:
         """Flatten one queued item, awaiting what must be awaited; nesting uses an explicit stack."""

@@ -25,6 +25,7 @@ from miniagents import (
     miniagent,
 )
 from miniagents.miniagents import AgentCall, AgentCallNode, AgentReplyNode, MessageSequence
+from miniagents.promising.errors import PromiseCancelledError
 from miniagents.promising.ext.frozen import Frozen
 from miniagents.promising.promising import Promise, StreamAppender
 
@@ -1272,3 +1273,49 @@ def test_stream_appender_with_explicit_capture_errors_works_without_context() ->
     with appender:
         appender.append("piece")
     assert appender.is_closed
+
+
+async def test_a_reply_forwarded_up_a_thousand_levels_arrives_and_every_call_settles():
+    @miniagent
+    async def level(ctx: InteractionContext, depth: int) -> None:
+        if depth == 0:
+            ctx.reply("from the bottom")
+        else:
+            ctx.reply(level.inquire(depth=depth - 1))
+
+    async with MiniAgents() as context:
+        replies = await level.inquire(depth=1000).aresolve_messages()
+        assert [str(reply) for reply in replies] == ["from the bottom"]
+        await context.aflush_tasks()
+        assert context.root_owner.is_idle()  # every call left the ownership tree
+
+
+async def test_cancelling_a_call_whose_replies_wait_for_a_sub_call_cuts_them_and_cancels_the_sub_call():
+    started = asyncio.Event()
+    sub_cancelled = asyncio.Event()
+
+    @miniagent
+    async def slow(ctx: InteractionContext) -> None:
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            sub_cancelled.set()
+            raise
+
+    @miniagent
+    async def forwarding(ctx: InteractionContext) -> None:
+        ctx.reply("first")
+        ctx.reply(slow.inquire())
+        ctx.reply("never seen: after the cut")
+
+    async with MiniAgents():
+        call = forwarding.initiate_call()
+        replies = call.reply_sequence()
+        await asyncio.wait_for(started.wait(), 5)
+        iterator = aiter(replies)
+        assert str(await (await anext(iterator))) == "first"
+        call.cancel()
+        with pytest.raises(PromiseCancelledError):
+            await asyncio.wait_for(anext(iterator), 5)
+        await asyncio.wait_for(sub_cancelled.wait(), 5)

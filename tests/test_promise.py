@@ -726,3 +726,88 @@ async def test_a_reader_that_catches_a_mid_stream_error_piece_reads_on_while_tok
         message_promise = Message.promise(message_token_streamer=failing_tokens)
         pieces, error = await collect_with_error(message_promise)
         assert pieces == ["x"] and isinstance(error, ValueError)
+
+
+# =================================================================== Forwarding
+
+
+async def test_forward_pieces_hands_on_every_piece_then_goes_on_with_the_stream_on_end_gives():
+    async with PromisingContext():
+        first_writer: StreamWriter[object] = StreamWriter()
+        second_writer: StreamWriter[object] = StreamWriter()
+        first = StreamedPromise(streamer=first_writer)
+        second = StreamedPromise(streamer=second_writer)
+        received: list[object] = []
+        ends: list[str] = []
+
+        def on_end() -> StreamedPromise | None:
+            ends.append("end")
+            return second if len(ends) == 1 else None
+
+        first_writer.send("a")
+        forwarding = first.forward_pieces(received.append, on_end)
+        assert received == ["a"]  # what was there already, at once
+        error = ValueError("kept as a value")
+        first_writer.send(error)
+        assert received == ["a", error]  # synchronously: no task, no await
+        second_writer.send("b")
+        first_writer.close()
+        assert received == ["a", error, "b"] and ends == ["end"]
+        second_writer.close()
+        assert ends == ["end", "end"] and not forwarding.active
+        assert not forwarding.cancel()  # already ended
+
+
+async def test_a_cancelled_forwarding_hands_on_nothing_more_and_never_ends():
+    async with PromisingContext():
+        writer: StreamWriter[object] = StreamWriter()
+        promise = StreamedPromise(streamer=writer)
+        received: list[object] = []
+        forwarding = promise.forward_pieces(received.append, lambda: pytest.fail("on_end after cancel()"))
+        writer.send(1)
+        assert forwarding.cancel()
+        writer.send(2)
+        writer.close()
+        assert received == [1]
+
+
+async def test_forwarding_makes_a_lazy_stream_produce():
+    async def pieces(_: object):
+        yield 1
+        yield 2
+
+    async with PromisingContext():
+        promise = StreamedPromise(streamer=pieces, start_asap=False)
+        received: list[object] = []
+        done = asyncio.Event()
+        promise.forward_pieces(received.append, lambda: done.set())
+        await asyncio.wait_for(done.wait(), 5)
+        assert received == [1, 2]
+
+
+async def test_a_forwarding_chain_thousands_long_runs_without_recursion():
+    async with PromisingContext():
+        writers: list[StreamWriter[object]] = [StreamWriter() for _ in range(5000)]
+        promises = [StreamedPromise(streamer=writer) for writer in writers]
+        for upstream, writer in zip(
+            promises[1:], writers[:-1], strict=True
+        ):  # each stream forwards the next one's pieces
+            upstream.forward_pieces(writer.send, writer.close)  # type: ignore[arg-type]
+        writers[-1].send("from the far end")
+        writers[-1].close()
+        assert promises[0].pieces_if_done() == ("from the far end",)
+
+
+async def test_a_failing_receiver_is_logged_and_never_breaks_the_producer(caplog: pytest.LogCaptureFixture):
+    def broken(_: object) -> None:
+        raise RuntimeError("receiver bug")
+
+    async with PromisingContext():
+        writer: StreamWriter[object] = StreamWriter()
+        promise = StreamedPromise(streamer=writer)
+        with caplog.at_level(logging.ERROR):
+            forwarding = promise.forward_pieces(broken, lambda: None)
+            writer.send("x")  # does not raise here
+        writer.close()
+        assert not forwarding.active
+        assert "receiver bug" in caplog.text and "forwarding the pieces" in caplog.text

@@ -131,10 +131,14 @@ class PromisingContext:
         """Wait until every task this context started has finished, without deactivating it."""
         current = asyncio.current_task()
         while True:
-            pending = [task for task in self.tasks_in_flight if task is not current]
-            if not pending:
+            tasks = self.tasks_in_flight
+            if not tasks or (len(tasks) == 1 and current in tasks):
                 return
-            await asyncio.wait(pending)
+            pending = [task for task in tasks if not task.done() and task is not current]
+            if pending:
+                await asyncio.wait(pending)
+            else:  # ended, their done callbacks (which forget them) not run yet: let them run
+                await asyncio.sleep(0)
 
     async def __aenter__(self) -> PromisingContext:
         return self.activate()

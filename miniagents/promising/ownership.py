@@ -107,14 +107,16 @@ class TaskOwner:
 
     def release(self, child: TaskOwner) -> None:
         """Forget a child that has nothing left running (it joins again if it starts something)."""
-        children = self._children
-        if children is not None:
+        owner: TaskOwner | None = self
+        while owner is not None:  # (a loop, not recursion: a chain of any length can become idle at once)
+            children = owner._children
+            if children is None:
+                return
             children.discard(child)
             child.attached = False
-            if not children and not self._tasks and self.releasable:  # idle in turn
-                parent = self.parent_owner
-                if parent is not None:
-                    parent.release(self)
+            if children or owner._tasks or not owner.releasable:
+                return
+            child, owner = owner, owner.parent_owner  # idle in turn: it leaves its own parent
 
     def is_idle(self) -> bool:
         """Whether nothing owned by this owner (or its subtree) is still running."""

@@ -12,6 +12,8 @@ never polling.
 from __future__ import annotations
 
 import asyncio
+import threading
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterable
 from types import TracebackType
 from typing import Any, Generic
@@ -23,16 +25,27 @@ from miniagents.promising.ownership import current_owner_var
 from miniagents.promising.promise_typing import PIECE, WHOLE, T
 from miniagents.promising.sentinels import DEFAULT, NO_VALUE, NoValue, Sentinel
 
-__all__ = ["ParkingLot", "Promise", "PromisingContext", "StreamAppender", "StreamWriter", "StreamedPromise"]
+__all__ = [
+    "Forwarding",
+    "ParkingLot",
+    "Promise",
+    "PromisingContext",
+    "StreamAppender",
+    "StreamWriter",
+    "StreamedPromise",
+]
 
 
 class ParkingLot:
-    """Tasks waiting for something: `await lot.park(loop)` returns once `unpark_all()` is called."""
+    """
+    Tasks waiting for something: `await lot.park(loop)` returns once `unpark_all()` is called. A waiter is a
+    future, or a `Forwarding` (woken the same way, it runs synchronously instead of resuming a task).
+    """
 
     __slots__ = ("waiters",)
 
     def __init__(self) -> None:
-        self.waiters: list[asyncio.Future[None]] | None = None  # (read-only outside: whether anyone waits)
+        self.waiters: list[asyncio.Future[None] | Forwarding] | None = None  # (read-only outside: whether any wait)
 
     def __bool__(self) -> bool:
         return bool(self.waiters)
@@ -78,6 +91,117 @@ def check_home_loop(home_loop: asyncio.AbstractEventLoop | None, what: str) -> N
             "blocked, so the promise could never complete). `await` it directly in its own context instead, "
             "or make the agent calls inside the coroutine given to run() (`MiniAgents().run(main())`)."
         )
+
+
+class _Runner(threading.local):
+    """The forwardings woken and not run yet, on this thread (run one after the other: no recursion)."""
+
+    def __init__(self) -> None:
+        self.queue: deque[Forwarding] = deque()
+        self.running = False
+
+
+_runner = _Runner()
+
+
+class Forwarding:
+    """
+    Hands every piece of a stream, from its first, to `on_piece(piece)` as soon as it is produced, then calls
+    `on_end()` once the stream is done: synchronously, with no task and no await (error pieces are passed as
+    values). `on_end()` may return another streamed promise to go on with in the same way, or None to stop.
+    Made by `StreamedPromise.forward_pieces()`. Forwardings woken while others run are queued and run after
+    them, so chains of any length (a reply forwarded through many levels) never recurse.
+    """
+
+    __slots__ = ("_index", "_on_end", "_on_piece", "_queued", "_state", "active")
+
+    def __init__(
+        self,
+        state: _StreamState,
+        on_piece: Callable[[Any], None],
+        on_end: Callable[[], StreamedPromise[Any, Any] | None],
+    ) -> None:
+        self._state = state
+        self._on_piece = on_piece
+        self._on_end = on_end
+        self._index = 0
+        self._queued = False
+        self.active = True  # until the stream is done and `on_end()` was called, or cancel()
+
+    def cancel(self) -> bool:
+        """Stop forwarding (nothing more is handed on, `on_end()` is not called); False if it had ended."""
+        if not self.active:
+            return False
+        self.active = False
+        waiters = self._state.waiters
+        if waiters is not None and self in waiters:
+            waiters.remove(self)
+        return True
+
+    # the waiter protocol of ParkingLot (a future's two methods it uses): woken -> run soon, on this thread
+    def done(self) -> bool:
+        return not self.active
+
+    def set_result(self, _: None) -> None:
+        self.wake()
+
+    def wake(self) -> None:
+        """Run now (or, if forwardings are running on this thread, right after them)."""
+        if self._queued:
+            return
+        self._queued = True
+        runner = _runner
+        runner.queue.append(self)
+        if not runner.running:
+            _run_forwardings(runner)
+
+    def _step(self) -> None:
+        state = self._state
+        while self.active:
+            pieces = state.pieces
+            index = self._index
+            while index < len(pieces):
+                piece = pieces[index]
+                index += 1
+                self._index = index
+                self._on_piece(piece)
+                if not self.active:
+                    return
+            if state.done:
+                following = self._on_end()
+                if following is None:
+                    self.active = False
+                    return
+                state = self._state = following._state  # go on with the stream `on_end()` gave
+                self._index = 0
+                continue
+            demand = state.demand
+            if demand is not None and not state.producing:  # a lazy stream produces when somebody waits
+                demand()
+                if index < len(state.pieces) or state.done:
+                    continue
+            waiters = state.waiters
+            if waiters is None:
+                state.waiters = [self]
+            else:
+                waiters.append(self)
+            return
+
+
+def _run_forwardings(runner: _Runner) -> None:
+    runner.running = True
+    queue = runner.queue
+    try:
+        while queue:
+            forwarding = queue.popleft()
+            forwarding._queued = False
+            try:
+                forwarding._step()
+            except Exception as exc:  # a bug of the receiving end: loud, and never raised into the producer
+                forwarding.active = False
+                logger.error("forwarding the pieces of %s failed: %r", forwarding._state.label, exc, exc_info=exc)
+    finally:
+        runner.running = False
 
 
 class Promise(Generic[T]):
@@ -271,7 +395,9 @@ class _StreamState(ParkingLot):
         raise piece.with_traceback(origins[index])
 
 
-async def _replay(state: _StreamState, home_loop: asyncio.AbstractEventLoop | None, raise_errors: bool) -> Any:
+async def _replay(
+    state: _StreamState, home_loop: asyncio.AbstractEventLoop | None, raise_errors: bool
+) -> AsyncIterator[Any]:
     """
     Every piece of a stream from the first, as they are produced (an async generator: the cheapest `async for`
     step there is). An error piece is raised at its position (`raise_errors`) or yielded as a value.
@@ -546,6 +672,19 @@ class StreamedPromise(Promise[WHOLE], Generic[PIECE, WHOLE]):
     def raw_pieces(self) -> AsyncIterator[PIECE | BaseException]:
         """A replaying iterator that yields error pieces as values instead of raising them (for flattening)."""
         return _replay(self._state, self._context.loop, False)
+
+    def forward_pieces(
+        self, on_piece: Callable[[Any], None], on_end: Callable[[], StreamedPromise[Any, Any] | None]
+    ) -> Forwarding:
+        """
+        Hand every piece (error pieces as values), from the first, to `on_piece(piece)` as soon as it is produced,
+        then call `on_end()` (which may return the next streamed promise to forward): synchronously, without a
+        task (see `Forwarding`; `cancel()` it to stop). A lazy stream is asked to produce, as for a consumer that
+        waits.
+        """
+        forwarding = Forwarding(self._state, on_piece, on_end)
+        forwarding.wake()
+        return forwarding
 
 
 class _ReplayIterator:
