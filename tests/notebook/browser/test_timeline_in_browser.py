@@ -3,7 +3,7 @@ The timeline (SPEC 5.8, issue 13) in a real JupyterLab: bars appear while the ca
 clock, nested under their caller; when the run is over the output holds the static SVG waterfall, every bar
 finished or failed. Screenshots of the live and the final waterfall, light and dark, land in
 test-artifacts/browser/ (timeline-live-light.png, timeline-live-dark.png, timeline-light.png, timeline-dark.png),
-and the names and durations stay readable in the dark theme.
+and the names and durations stay readable in the dark theme; in Notebook 7 too (timeline-notebook-*.png).
 
 The DOM contract read here (live rows are divs, static rows SVG groups; both carry the same classes):
 `.miniagents-timeline-row[data-agent][data-status=running|finished|failed][data-critical]`
@@ -12,6 +12,7 @@ The DOM contract read here (live rows are divs, static rows SVG groups; both car
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 import pytest
@@ -23,6 +24,7 @@ from .test_widgets_in_browser import SETUP_CELL
 pytestmark = pytest.mark.timeout(300)  # the first test of a run also builds the venv and starts JupyterLab
 
 OpenNotebook = Callable[..., NotebookPage]
+UIS = ["lab", "notebook"]
 
 AGENTS_CELL = (
     SETUP_CELL
@@ -70,10 +72,14 @@ ROWS = """() => {{
 SVG_TEXT_CONTRAST = CONTRAST.replace("getComputedStyle(element).color", "getComputedStyle(element).fill")
 
 
-def test_timeline_bars_appear_grow_and_finish_then_the_output_holds_the_svg(open_notebook: OpenNotebook) -> None:
+@pytest.mark.parametrize("ui", UIS)
+def test_timeline_bars_appear_grow_and_finish_then_the_output_holds_the_svg(
+    open_notebook: OpenNotebook, ui: str
+) -> None:
     notebook = open_notebook(
-        [AGENTS_CELL, "timeline = mn.Timeline()\ntimeline", "replies = lead.inquire()", FINISH_CELL]
+        [AGENTS_CELL, "timeline = mn.Timeline()\ntimeline", "replies = lead.inquire()", FINISH_CELL], ui
     )
+    shot = "timeline" if ui == "lab" else f"timeline-{ui}"
     output = notebook.output(1)
     recording = notebook.record(ROWS.format(output=notebook.output_js(1)))
     for cell in (0, 1, 2):
@@ -85,13 +91,14 @@ def test_timeline_bars_appear_grow_and_finish_then_the_output_holds_the_svg(open
     output.locator('.miniagents-timeline-row[data-agent="FACT_CHECKER"][data-status="failed"]').wait_for()
     lead_time = output.locator('.miniagents-timeline-row[data-agent="LEAD"] .miniagents-timeline-time')
     first = lead_time.text_content()
+    live_title = output.locator('.miniagents-timeline-row[data-agent="LEAD"]').get_attribute("title") or ""
     notebook.page.wait_for_function(  # the running bar grows between the kernel's batches
         "([element, first]) => element.textContent !== first", arg=[lead_time.element_handle(), first]
     )
     try:
         for theme, label in (("JupyterLab Light", "light"), ("JupyterLab Dark", "dark")):
             notebook.set_theme(theme)
-            widget_screenshot(notebook, output, f"timeline-live-{label}")
+            widget_screenshot(notebook, output, f"{shot}-live-{label}")
         live_label = output.locator(".miniagents-timeline-label").first.evaluate(CONTRAST)
     finally:
         notebook.set_theme("JupyterLab Light")
@@ -103,12 +110,17 @@ def test_timeline_bars_appear_grow_and_finish_then_the_output_holds_the_svg(open
     try:
         for theme, label in (("JupyterLab Light", "light"), ("JupyterLab Dark", "dark")):
             notebook.set_theme(theme)
-            widget_screenshot(notebook, output, f"timeline-{label}")
+            widget_screenshot(notebook, output, f"{shot}-{label}")
+        static_title = output.locator("svg .miniagents-timeline-row title").first.text_content() or ""
         static_label = output.locator("svg .miniagents-timeline-label").first.evaluate(SVG_TEXT_CONTRAST)
         static_time = output.locator("svg .miniagents-timeline-time").first.evaluate(SVG_TEXT_CONTRAST)
     finally:
         notebook.set_theme("JupyterLab Light")
 
+    assert re.fullmatch(
+        r"LEAD · running · \d+\.\d{3} s \(0\.000 s to \d+\.\d{3} s, running\) · critical path", live_title
+    )
+    assert re.fullmatch(r"LEAD · finished · \d+\.\d{3} s \(0\.000 s to \d+\.\d{3} s\) · critical path", static_title)
     live_rows = [row for sample in samples for row in sample if not row["svg"]]
     assert {"LEAD", "RESEARCHER", "FACT_CHECKER"} <= {row["agent"] for row in live_rows if row["status"]}
     assert any(row["status"] == "running" for row in live_rows)
