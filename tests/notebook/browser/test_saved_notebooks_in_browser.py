@@ -123,9 +123,9 @@ OFFLINE_PAGE_FACTS = """() => {
         roots: roots.length,
         emptyRoots: roots.filter(root => root.innerText.trim() === '').length,
         notFinal: [...document.querySelectorAll('[data-status]')]
-            .filter(el => el.className.startsWith('miniagents-'))
+            .filter(el => (el.getAttribute('class') || '').startsWith('miniagents-'))  // (SVG elements too)
             .filter(el => ['streaming', 'running', 'pending'].includes(el.dataset.status))
-            .map(el => el.className + ' ' + el.dataset.status + ': ' + el.innerText.slice(0, 80)),
+            .map(el => el.getAttribute('class') + ' ' + el.dataset.status + ': ' + el.textContent.slice(0, 80)),
         messages: document.querySelectorAll('.miniagents-message').length,
         styled: message ? getComputedStyle(message).borderLeftWidth === '3px' : null,
     };
