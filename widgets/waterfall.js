@@ -161,20 +161,18 @@ class Waterfall {
   // started, and so on; inside each, the same among the calls it made (timeline.py's _critical_path).
   criticalPath(times) {
     const path = new Set();
-    const walk = (ids) => {
-      let started = ids.filter((id) => times.has(id) && times.get(id)[0] !== null);
-      let window = null;
-      for (;;) {
-        const ended = started.filter((id) => window === null || times.get(id)[1] <= window);
-        if (!ended.length) return;
-        const last = ended.reduce((best, id) => (times.get(id)[1] > times.get(best)[1] ? id : best));
-        path.add(last);
-        walk(this.calls.get(last).children || []);
-        window = times.get(last)[0];
-        started = started.filter((id) => id !== last);
+    const parents = [this.roots];
+    while (parents.length) {
+      const ids = parents.pop().filter((id) => times.has(id) && times.get(id)[0] !== null);
+      ids.sort((a, b) => times.get(b)[1] - times.get(a)[1]); // latest end first (stable: of equals, the first called)
+      let window = null; // only calls that ended before this point (null: any)
+      for (const id of ids) {
+        if (window !== null && times.get(id)[1] > window) continue;
+        path.add(id);
+        parents.push(this.calls.get(id).children || []);
+        window = times.get(id)[0];
       }
-    };
-    walk(this.roots);
+    }
     return path;
   }
 

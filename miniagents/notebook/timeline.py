@@ -97,20 +97,13 @@ class Timeline(MessageTree):
         times, now = self._times(records.values(), children)
         critical = _critical_path(children, times, now)
         ordered: list[TimelineBar] = []
-
-        def add(record_id: str, depth: int) -> None:
+        for record_id, depth in _depth_first(children):
             record = records[record_id]
             start, end = times[record_id]
-            ordered.append(
-                TimelineBar(
-                    record_id, record.agent, depth, record.status, start, end, record.error, record_id in critical
-                )
+            bar = TimelineBar(
+                record_id, record.agent, depth, record.status, start, end, record.error, record_id in critical
             )
-            for child in children.get(record_id, []):
-                add(child, depth + 1)
-
-        for root in children.get(None, []):
-            add(root, 0)
+            ordered.append(bar)
         return ordered, now
 
     def _times(
@@ -165,19 +158,25 @@ def _ends_owning_children(
     end a moment after its caller.)
     """
     ended = dict(times)
-
-    def settle(record_id: str) -> float | None:
+    for record_id, _ in reversed(_depth_first(children)):  # the calls a call made before it
         start, end = ended[record_id]
         for child in children.get(record_id, []):
-            child_end = settle(child)
+            child_end = ended[child][1]
             if end is not None and child_end is not None and child_end > end:
                 end = child_end
         ended[record_id] = (start, end)
-        return end
-
-    for root in children.get(None, []):
-        settle(root)
     return ended
+
+
+def _depth_first(children: dict[str | None, list[str]]) -> list[tuple[str, int]]:
+    """Every call with its depth, callers before the calls they made, in call order (no recursion: any depth)."""
+    order: list[tuple[str, int]] = []
+    stack = [(root, 0) for root in reversed(children.get(None, []))]
+    while stack:
+        record_id, depth = stack.pop()
+        order.append((record_id, depth))
+        stack.extend((child, depth + 1) for child in reversed(children.get(record_id, [])))
+    return order
 
 
 def _as_steps(
@@ -205,18 +204,14 @@ def _critical_path(
         end = times[record_id][1]
         return now if end is None else end
 
-    def walk(parent: str | None) -> None:
+    parents: list[str | None] = [None]
+    while parents:
+        parent = parents.pop()
         started = [each for each in children.get(parent, []) if times[each][0] is not None]
         window: float | None = None  # only calls that ended before this point (None: any)
-        while True:
-            ended = [each for each in started if window is None or end_of(each) <= window]
-            if not ended:
-                return
-            last = max(ended, key=end_of)  # the first of equals: the one called first
-            path.add(last)
-            walk(last)
-            window = times[last][0]  # (not None: only started calls are in `started`)
-            started = [each for each in started if each != last]
-
-    walk(None)
+        for each in sorted(started, key=end_of, reverse=True):  # (stable: of equals, the one called first)
+            if window is None or end_of(each) <= window:
+                path.add(each)
+                parents.append(each)
+                window = times[each][0]
     return path

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import sys
 import xml.etree.ElementTree as ElementTree
 
 import pytest
@@ -207,6 +208,28 @@ async def test_timeline_follows_only_calls_made_after_it_was_created() -> None:
         assert "no agent calls yet" in timeline.to_html()
         await _run(timeline)
     assert len(timeline.bars()) == 9
+
+
+async def test_a_chain_of_calls_deeper_than_the_recursion_limit_draws() -> None:
+    depth = sys.getrecursionlimit() + 200
+
+    @miniagent
+    async def nested(ctx: InteractionContext, level: int) -> None:
+        if level:
+            ctx.reply(nested.inquire(level=level - 1))
+        else:
+            ctx.reply("bottom")
+
+    async with MiniAgents():
+        timeline = mn.Timeline(scale="steps")
+        await asyncio.wait_for(nested.inquire(level=depth - 1).aresolve_messages(), 60)
+        await asyncio.wait_for(timeline.aquiet(), 60)
+        bars = timeline.bars()
+        svg = _svg_of(timeline.to_html())
+
+    assert [bar.depth for bar in bars] == list(range(depth))
+    assert all(bar.critical for bar in bars)
+    assert len(_rows(svg)) == depth
 
 
 @settings(max_examples=40, deadline=None)
