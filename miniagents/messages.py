@@ -35,6 +35,16 @@ class Message(Frozen):
             if "text" in metadata:
                 raise TypeError("text was given both positionally and as a keyword")
             metadata["text"] = text
+        elif len(metadata) == 1 and type(self) is Message:
+            text = metadata.get("text")
+        if len(metadata) == 1 and type(text) is str and text.isascii() and type(self) is Message:
+            # the commonest message of all (an agent replying a string): nothing to validate or freeze, so set
+            # exactly what validation would have set (a property test holds the two ways equal)
+            _set_attribute(self, "__dict__", {"class_": "Message", "text": text, "text_template": None})
+            _set_attribute(self, "__pydantic_fields_set__", {"class_", "text"})
+            _set_attribute(self, "__pydantic_extra__", {})
+            _set_attribute(self, "__pydantic_private__", None)
+            return
         super().__init__(**metadata)
 
     def _as_string(self) -> str:
@@ -103,8 +113,16 @@ class Message(Frozen):
             owner = current_owner_var.get()
             if owner is not None and promise.context is owner.context:
                 return promise
-        promise = MessagePromise(prefill_message=self)  # resolved in (and observed by) the active context
-        object.__setattr__(self, "_as_promise_cache", promise)
+        text = self.text
+        if text is None:  # its text (e.g. a JSON rendering) is only computed if somebody iterates the tokens
+            promise = MessagePromise(prefill_message=self)  # resolved in (and observed by) the active context
+        else:
+            promise = MessagePromise.completed((text,), self)
+            promise._message_class = Message
+            promise._token_streamer = None
+            promise._preliminary_metadata = None  # derived from the message when asked
+            promise._metadata_so_far = {}
+        _set_attribute(self, "_as_promise_cache", promise)
         return promise
 
     def mark_persisted(self, scope: object) -> bool:
@@ -122,6 +140,7 @@ class Message(Frozen):
         return True
 
 
+_set_attribute = object.__setattr__  # (for what a frozen model sets on itself)
 _AS_PROMISE_CACHE = Message.__dict__["_as_promise_cache"]
 _PERSISTED = Message.__dict__["_persisted"]
 

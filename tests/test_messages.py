@@ -9,6 +9,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from miniagents import Frozen, Message, MessagePromise, MessageSequencePromise, MiniAgents, Promise
@@ -620,3 +622,20 @@ async def test_streamed_tokens_are_the_text_when_preliminary_metadata_also_has_t
     async with MiniAgents():
         message = await Message.promise(message_token_streamer=tokens, text="preliminary", role="x")
     assert (message.text, message.role) == ("final", "x")
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text())
+def test_a_text_only_message_is_the_same_whichever_way_it_is_built(text: str) -> None:
+    quick = Message(text=text)  # (the quick way, for an ASCII str: nothing to validate)
+    positional = Message(text)
+    validated = Message.model_validate({"text": text})  # pydantic's validation, always
+    for message in (quick, positional):
+        assert message == validated
+        assert message.__dict__ == validated.__dict__ and list(message.__dict__) == list(validated.__dict__)
+        assert message.model_fields_set == validated.model_fields_set
+        assert message.__pydantic_extra__ == validated.__pydantic_extra__
+        assert message.model_dump() == validated.model_dump() and message.serialize() == validated.serialize()
+        assert message.hash_key == validated.hash_key and repr(message) == repr(validated)
+        with pytest.raises(Exception):  # noqa: B017 - frozen, whatever pydantic calls the error
+            message.text = "changed"  # type: ignore[misc]

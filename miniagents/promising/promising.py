@@ -538,6 +538,39 @@ class StreamedPromise(Promise[WHOLE], Generic[PIECE, WHOLE]):
         if not self._stream_started:  # lazy: the first consumer to wait makes the streamer produce
             state.demand = self._produce_next_in_background
 
+    @classmethod
+    def completed(cls, pieces: tuple[Any, ...], result: Any) -> Any:
+        """
+        A promise of this class made complete: its stream is `pieces` (a tuple, without error pieces) and its
+        value `result`, in the active context, which observes the resolution. The quick way to wrap a value
+        that is already there (a subclass adds its own attributes to what this returns).
+        """
+        owner = current_owner_var.get()
+        if owner is None:
+            raise RuntimeError(NO_CONTEXT_MESSAGE)
+        state = _StreamState.__new__(_StreamState)
+        state.waiters = None
+        state.label = cls.__name__
+        state.pieces = pieces
+        state.done = True
+        state.has_errors = False
+        state.demand = None
+        state.producing = False
+        state.origins = None
+        promise = cls.__new__(cls)
+        promise._state = state
+        promise._streamer_function = None
+        promise._stream_aiter = None
+        promise._stream_started = True
+        context = promise._context = owner.context
+        promise._resolver_function = None
+        promise._error = None
+        promise._resolution_started = True
+        promise._resolution_lot = None
+        promise._result = result
+        context.promise_resolved(promise, result)
+        return promise
+
     # --------------------------------------------------------------- looking
 
     def snapshot(self) -> tuple[tuple[PIECE, ...], bool]:
