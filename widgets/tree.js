@@ -147,14 +147,18 @@ function render({ model, el }) {
     setTimeout(() => home.el.classList.remove("miniagents-highlight"), 1500);
   };
 
-  const reference = (messageId, home, part) => {
+  const referenceText = (messageId, home, part) => {
     const message = documentCopy.message(messageId);
     const homeCall = nodes.get(home[0]);
     const agent = homeCall ? homeCall.data.agent || "" : "";
     const where = part === "replies" && home[1] === "replies" ? "forwarded from" : home[1] === "replies" ? "reply of" : "input of";
+    return `↳ ${where} ${agent}` + (message.hash_key ? ` #${message.hash_key.slice(0, 8)}` : "");
+  };
+
+  const reference = (messageId, home, part) => {
     const el = element("div", "miniagents-reference");
     el.dataset.homeCall = home[0];
-    const link = element("a", null, `↳ ${where} ${agent}` + (message.hash_key ? ` #${message.hash_key.slice(0, 8)}` : ""));
+    const link = element("a", null, referenceText(messageId, home, part));
     link.href = "#";
     link.title = "show where it is";
     link.addEventListener("click", (event) => {
@@ -162,7 +166,7 @@ function render({ model, el }) {
       reveal(home[0], messageId);
     });
     el.appendChild(link);
-    return el;
+    return { el, link };
   };
 
   const placeChildren = (container, elements) => {
@@ -216,10 +220,13 @@ function render({ model, el }) {
         data[part].map((m) => {
           const home = homes.get(m);
           if (home === undefined || (home[0] === id && home[1] === part)) return homeBlock(m).el;
-          let refs = call.references || (call.references = new Map());
+          const refs = call.references || (call.references = new Map());
           const key = `${part}:${m}:${home[0]}:${home[1]}`;
           if (!refs.has(key)) refs.set(key, reference(m, home, part));
-          return refs.get(key);
+          const found = refs.get(key);
+          const text = referenceText(m, home, part); // (the hash key and the home's agent may come later)
+          if (found.link.textContent !== text) found.link.textContent = text;
+          return found.el;
         }),
       );
     }

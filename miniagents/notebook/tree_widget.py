@@ -449,6 +449,8 @@ class MessageTree(LiveWidget):
         elif part == "replies" and (home[1] == "inputs" or record.depth > home[0].depth):
             # a reply lives where it was produced: the deepest call replying it (forwarders are above it)
             self._move_home(message_id, home[0], record, part)
+        elif part == "inputs" and home[1] == "inputs" and record.depth < home[0].depth:
+            self._homes.set(message_id, record, part)  # an input lives where it came in first: the outermost call
         else:
             return
         self._mark_changed(self._homes)
