@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from miniagents.messages import Message, MessagePromise, MessageSequencePromise
+from miniagents.promising.context import NO_CONTEXT_MESSAGE
 from miniagents.promising.ext.frozen import Frozen
 from miniagents.promising.ownership import TaskOwner, current_owner_var
 from miniagents.promising.promising import (
@@ -144,11 +145,13 @@ class MessageAppender(StreamAppender[Any]):
     )
 
     def __init__(self, capture_errors: bool | Sentinel = DEFAULT, start_asap: bool | Sentinel = DEFAULT) -> None:
-        context = PromisingContext.get_current()
+        owner = current_owner_var.get()  # (the active context, read inline: one appender per agent call)
+        if owner is None:
+            raise RuntimeError(NO_CONTEXT_MESSAGE)
+        context = self._context = owner.context
         super().__init__(
             capture_errors=context.appenders_capture_errors_by_default if capture_errors is DEFAULT else capture_errors
         )
-        self._context = context
         self._start_asap = context.start_everything_asap_by_default if start_asap is DEFAULT else bool(start_asap)
         self._pending: deque[Any] | None = None  # items waiting for asynchronous flattening, in order
         self._flattening = False
@@ -159,7 +162,7 @@ class MessageAppender(StreamAppender[Any]):
         self.on_first_demand_callback: Callable[[], None] | None = None
         writer: StreamWriter[Any] = StreamWriter()
         self._writer = writer
-        self.sequence_promise = MessageSequencePromise(streamer=writer)
+        self.sequence_promise: MessageSequencePromise = MessageSequencePromise.fed_by(writer, context)
         if not self._start_asap:  # lazy: the first consumer to wait starts the work
             writer.on_first_demand(self._on_demand)
 

@@ -571,6 +571,36 @@ class StreamedPromise(Promise[WHOLE], Generic[PIECE, WHOLE]):
         context.promise_resolved(promise, result)
         return promise
 
+    @classmethod
+    def fed_by(cls, writer: StreamWriter[Any], context: PromisingContext) -> Any:
+        """
+        `cls(streamer=writer)` made in `context` the quick way (for a subclass whose `__init__` takes no more
+        arguments): the stream is fed by `writer` only; nothing starts. Raises PromisingError if the writer
+        already feeds a promise.
+        """
+        state = _StreamState.__new__(_StreamState)
+        state.waiters = None
+        state.label = cls.__name__
+        state.pieces = []
+        state.done = False
+        state.has_errors = False
+        state.demand = None
+        state.producing = False
+        state.origins = None
+        writer.bind(state)
+        promise = cls.__new__(cls)
+        promise._state = state
+        promise._streamer_function = writer
+        promise._stream_aiter = None
+        promise._stream_started = True
+        promise._context = context
+        promise._resolver_function = None
+        promise._error = None
+        promise._resolution_started = False
+        promise._resolution_lot = None
+        promise._result = NO_VALUE
+        return promise
+
     # --------------------------------------------------------------- looking
 
     def snapshot(self) -> tuple[tuple[PIECE, ...], bool]:
