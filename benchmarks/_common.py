@@ -112,25 +112,19 @@ def hash_check(hash_keys: list[str], n_messages: int) -> dict[str, Any]:
 # message store: the schema the store creates (the floor writes into the very same tables) and the check
 # --------------------------------------------------------------------------------------------------------------------
 
-# the DDL of miniagents.ext.sqlite_store (schema version 1); the check below digests the schema of the written file,
-# so a floor that writes into different tables than the store shows MISMATCH
-STORE_SCHEMA = """
-CREATE TABLE messages (
-    hash_key TEXT PRIMARY KEY,
-    class_ TEXT NOT NULL,
-    serialized TEXT NOT NULL
-);
-CREATE INDEX messages_by_class ON messages (class_);
-CREATE TABLE runs (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    started_at REAL NOT NULL
-);
-CREATE TABLE run_messages (
-    run_id INTEGER NOT NULL REFERENCES runs (id),
-    hash_key TEXT NOT NULL REFERENCES messages (hash_key),
-    PRIMARY KEY (run_id, hash_key)
-) WITHOUT ROWID;
-"""
+
+def store_schema() -> str:
+    """
+    The DDL the message store creates (`miniagents.ext.sqlite_store.SCHEMA`, imported here, not repeated): the
+    floor writes into the very same tables, and the check below digests the schema of the written file, so a
+    floor that writes into different tables than the store shows MISMATCH. Only the store workloads call it
+    (they run with this repo's `miniagents`; the peer venvs never import the store).
+    """
+    from miniagents.ext.sqlite_store import SCHEMA  # pylint: disable=import-outside-toplevel
+
+    return SCHEMA
+
+
 STORE_PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL")  # what the store sets (its defaults)
 
 

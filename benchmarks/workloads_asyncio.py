@@ -211,7 +211,7 @@ def bench_store(size: str) -> Callable[[], Any]:
     import sys  # pylint: disable=import-outside-toplevel
     import time  # pylint: disable=import-outside-toplevel
 
-    from _common import STORE_PRAGMAS, STORE_SCHEMA, store_check  # pylint: disable=import-outside-toplevel
+    from _common import STORE_PRAGMAS, store_check, store_schema  # pylint: disable=import-outside-toplevel
 
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repo, for the data only
     # pylint: disable=import-outside-toplevel
@@ -223,7 +223,7 @@ def bench_store(size: str) -> Callable[[], Any]:
     connection = sqlite3.connect(path, isolation_level=None)
     for pragma in STORE_PRAGMAS:
         connection.execute(pragma)
-    for statement in STORE_SCHEMA.split(";"):
+    for statement in store_schema().split(";"):
         if statement.strip():
             connection.execute(statement)
 

@@ -181,9 +181,10 @@ class MiniAgents(PromisingContext):
         scope = self._persist_scope
         # a message already persisted in this context was persisted after everything below it: skip that subtree
         # (so persisting a long reference chain link by link stays linear)
-        for each in message.sub_messages(skip=lambda nested: not nested.mark_persisted(scope)):
-            for handler in handlers:
-                self._persist(handler, promise, each)
+        if message.holds_models():  # most messages hold none: no walk for them
+            for each in message.sub_messages(skip=lambda nested: not nested.mark_persisted(scope)):
+                for handler in handlers:
+                    self._persist(handler, promise, each)
         if message.mark_persisted(scope):
             for handler in handlers:
                 self._persist(handler, promise, message)

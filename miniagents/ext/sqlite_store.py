@@ -46,7 +46,15 @@ from miniagents.messages import Message
 from miniagents.miniagents import MiniAgents
 from miniagents.promising.promising import Promise, PromisingContext
 
-__all__ = ["SCHEMA_VERSION", "MessageStoreError", "RunGraph", "SQLiteMessageStore", "StoredCall", "StoredRun"]
+__all__ = [
+    "SCHEMA",
+    "SCHEMA_VERSION",
+    "MessageStoreError",
+    "RunGraph",
+    "SQLiteMessageStore",
+    "StoredCall",
+    "StoredRun",
+]
 
 logger = logging.getLogger("miniagents.sqlite_store")
 
@@ -54,7 +62,7 @@ SCHEMA_VERSION = 1
 """The schema this code writes (`PRAGMA user_version`). 0: the unversioned schema of earlier releases."""
 
 _TABLES = ("messages", "runs", "run_messages")
-_SCHEMA = """
+SCHEMA = """
 CREATE TABLE messages (
     hash_key TEXT PRIMARY KEY,
     class_ TEXT NOT NULL,
@@ -71,6 +79,7 @@ CREATE TABLE run_messages (
     PRIMARY KEY (run_id, hash_key)
 ) WITHOUT ROWID;
 """
+"""The DDL of schema version `SCHEMA_VERSION` (statements separated by `;`), as a new store creates it."""
 
 CommitCallback = Callable[[tuple[str, ...]], None]
 
@@ -549,7 +558,7 @@ def _upgrade_from_0(connection: sqlite3.Connection, path: Path) -> None:
     tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     tables.discard("sqlite_sequence")
     if not tables:
-        for statement in _SCHEMA.split(";"):  # not executescript(): it would commit the open transaction
+        for statement in SCHEMA.split(";"):  # not executescript(): it would commit the open transaction
             if statement.strip():
                 connection.execute(statement)
         return

@@ -37,6 +37,7 @@ import base64
 import hashlib
 import json
 import math
+import threading
 import types
 import typing
 from collections.abc import Callable, Iterator
@@ -79,6 +80,14 @@ class Frozen(BaseModel):
     __slots__ = ("_digest", "_digest_with_long_keys")
 
     class_: str = ""
+
+    nested_by_hash_key: ClassVar[bool] = False
+    """
+    True for models (messages) that the JSON text of a model holding them references by hash key instead
+    of writing them out: a field holding one becomes `<field>__hash_key: key`, a non-empty tuple of only
+    such models `<field>__hash_keys: [keys]`, one inside any other tuple `{"__hash_key": key}`. It applies
+    to their own text at any depth (inside plain models and tuples); a plain model writes everything out.
+    """
 
     # field name -> Frozen subclass a dict given for that declared field is turned into
     _dict_targets: ClassVar[dict[str, type[Frozen]]] = {}
@@ -148,6 +157,21 @@ class Frozen(BaseModel):
         if self.__pydantic_extra__:
             yield from self.__pydantic_extra__.items()
 
+    def holds_models(self) -> bool:
+        """Whether a field holds a Frozen model (a nested dict, a message), directly or inside tuples."""
+        extra = self.__pydantic_extra__
+        for values in (self.__dict__.values(), extra.values()) if extra else (self.__dict__.values(),):
+            for value in values:
+                value_type = type(value)
+                if value_type in _JSON_SCALARS:
+                    continue
+                if value_type is tuple:
+                    if _holds_models(value):
+                        return True
+                elif isinstance(value, Frozen):
+                    return True
+        return False
+
     # ---------------------------------------------------------- mapping access
 
     def __getitem__(self, name: str) -> Any:
@@ -207,6 +231,11 @@ class Frozen(BaseModel):
 
     def _serialized_text(self, longer_hash_keys: bool) -> str:
         try:
+            cls = type(self)
+            if cls.nested_by_hash_key:
+                return _REFERENCING_TEXT[longer_hash_keys](_referencing_fields(self, longer_hash_keys))
+            if cls._json_data is _FROZEN_JSON_DATA:
+                return _inline_text(_inline_fields(self))
             return _json_text(self._json_data(longer_hash_keys))
         except RecursionError:
             raise ValueError(
@@ -279,6 +308,7 @@ class Frozen(BaseModel):
                 yield name, value
 
 
+_FROZEN_JSON_DATA = Frozen._json_data
 _DIGEST_SLOT = Frozen.__dict__["_digest"]
 _LONG_DIGEST_SLOT = Frozen.__dict__["_digest_with_long_keys"]
 
@@ -617,17 +647,17 @@ def from_json_form(data: Any) -> Any:
 # ============================================================== serialization walk
 
 
-def _make_json_text() -> Callable[[Any], str]:
+def _make_json_text(default: Callable[[Any], Any] | None = None) -> Callable[[Any], str]:
     """
-    `json.dumps(data, ensure_ascii=False, sort_keys=True)` (the canonical text), its encoder made once: the
-    C encoder when there is one, without circular-reference markers (a cycle ends in RecursionError, as in
-    the walk that makes `data`).
+    `json.dumps(data, ensure_ascii=False, sort_keys=True, default=default)` (the canonical text), its
+    encoder made once: the C encoder when there is one, without circular-reference markers (a cycle ends
+    in RecursionError, as in a walk of the data would).
     """
     make_encoder = getattr(json.encoder, "c_make_encoder", None)
     if make_encoder is None:  # no C accelerator: the pure-Python encoder, made once as well
-        return json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode
+        return json.JSONEncoder(ensure_ascii=False, sort_keys=True, check_circular=False, default=default).encode
     encode = make_encoder(
-        None, None, json.encoder.encode_basestring, None, ": ", ", ", True, False, True
+        None, default, json.encoder.encode_basestring, None, ": ", ", ", True, False, True
     )  # (markers, default, encode str, indent, key sep, item sep, sort_keys, skipkeys, allow_nan): as json.dumps
     join = "".join
 
@@ -640,6 +670,188 @@ def _make_json_text() -> Callable[[Any], str]:
 
 
 _json_text = _make_json_text()
+
+# The texts of models are written in one pass of the C encoder: each level of a model is made a dict by
+# `_inline_fields` / `_referencing_fields` (which also turn leaves into their forms), and the encoder calls
+# back for the models nested in it. Exact str/int/float/bool/None and tuples of them are written by the
+# encoder itself; a tuple holding anything else (a leaf, an Enum that is also an int...) is converted first,
+# since the encoder would write an IntEnum member as its int, not as its `__enum` form.
+
+
+def _inline_fields(model: Frozen) -> dict[str, Any]:
+    """One level of `model` for the inline text: nested models are left to the encoder (`_inline_default`)."""
+    data: dict[str, Any] = {}
+    for name, value in model.__dict__.items():
+        if name[0] != "_":  # `_x` in `__dict__` was set by hand on the instance: not a field
+            data[name] = value if type(value) in _JSON_SCALARS else _inline_member(value)
+    extra = model.__pydantic_extra__
+    if extra:
+        for name, value in extra.items():
+            data[name] = value if type(value) in _JSON_SCALARS else _inline_member(value)
+    return data
+
+
+def _inline_member(value: Any) -> Any:
+    if type(value) is tuple:
+        return value if _encoder_writes(value) else _json_inline_value(value)
+    if isinstance(value, Frozen):
+        return value
+    return _json_leaf(value)
+
+
+def _inline_default(value: Any) -> Any:
+    if isinstance(value, Frozen):
+        return _inline_fields(value)
+    raise TypeError(f"{type(value).__name__} is not a value a Frozen can hold")
+
+
+def _holds_models(items: tuple[Any, ...]) -> bool:
+    for item in items:
+        item_type = type(item)
+        if item_type in _JSON_SCALARS:
+            continue
+        if item_type is tuple:
+            if _holds_models(item):
+                return True
+        elif isinstance(item, Frozen):
+            return True
+    return False
+
+
+def _encoder_writes(items: tuple[Any, ...]) -> bool:
+    """Whether the encoder writes `items` as is: only exact scalars, models and such tuples in it."""
+    for item in items:
+        item_type = type(item)
+        if item_type in _JSON_SCALARS:
+            continue
+        if item_type is tuple:
+            if not _encoder_writes(item):
+                return False
+        elif not isinstance(item, Frozen):
+            return False
+    return True
+
+
+def _referencing_fields(model: Frozen, longer_hash_keys: bool) -> dict[str, Any]:
+    """One level of `model` for a referencing text: models `nested_by_hash_key` become hash keys."""
+    data: dict[str, Any] = {}
+    own = model.__dict__
+    if len(own) != len(type(model).__pydantic_fields__):  # `_x` attributes set by hand: not fields
+        own = {name: value for name, value in own.items() if name[0] != "_"}
+    extra = model.__pydantic_extra__
+    for name, value in (*own.items(), *extra.items()) if extra else own.items():
+        value_type = type(value)
+        if value_type in _JSON_SCALARS:
+            data[name] = value
+        elif value_type is tuple:
+            if value and all(isinstance(item, Frozen) and type(item).nested_by_hash_key for item in value):
+                data[f"{name}__hash_keys"] = [_reference(item, longer_hash_keys) for item in value]
+            else:
+                data[name] = value if _encoder_writes(value) else _referencing_value(value, longer_hash_keys)
+        elif isinstance(value, Frozen):
+            if value_type.nested_by_hash_key:
+                if value is model:
+                    raise ValueError(f"field {name!r} holds the message itself: a reference cycle cannot be hashed")
+                data[f"{name}__hash_key"] = _reference(value, longer_hash_keys)
+            else:
+                data[name] = value  # the encoder calls back for it (`_referencing_default`)
+        else:
+            data[name] = _json_leaf(value)
+    return data
+
+
+def _referencing_value(value: Any, longer_hash_keys: bool) -> Any:
+    """A value inside a tuple of a referencing text, as the encoder may write it."""
+    value_type = type(value)
+    if value_type in _JSON_SCALARS:
+        return value
+    if value_type is tuple:
+        return [_referencing_value(item, longer_hash_keys) for item in value]
+    if isinstance(value, Frozen):
+        return value  # the encoder calls back for it
+    return _json_leaf(value)
+
+
+def _make_referencing_default(longer_hash_keys: bool) -> Callable[[Any], Any]:
+    def referencing_default(value: Any) -> Any:
+        if isinstance(value, Frozen):
+            if type(value).nested_by_hash_key:  # one inside a tuple
+                return {"__hash_key": _reference(value, longer_hash_keys)}
+            return _referencing_fields(value, longer_hash_keys)
+        raise TypeError(f"{type(value).__name__} is not a value a Frozen can hold")
+
+    return referencing_default
+
+
+def _reference(model: Frozen, longer_hash_keys: bool) -> str:
+    """The hash key a referencing text embeds for `model`, computing it (and those below it) if needed."""
+    try:
+        digest = (_LONG_DIGEST_SLOT if longer_hash_keys else _DIGEST_SLOT).__get__(model)
+        return digest if longer_hash_keys else digest[:SHORT_HASH_KEY_LENGTH]
+    except AttributeError:
+        pass
+    # Shallow nesting (the common case) is hashed recursively, the fastest way; past a few levels the
+    # models below are hashed children first from an explicit stack, so reference chains of any depth work.
+    depth = getattr(_nesting, "depth", 0)
+    if depth < _RECURSIVE_HASHING_DEPTH:
+        _nesting.depth = depth + 1
+        try:
+            return model.hash_key_for(longer_hash_keys)
+        finally:
+            _nesting.depth = depth
+    for nested in _referenced_models_below(model, longer_hash_keys):
+        nested.hash_key_for(longer_hash_keys)  # the models it references are hashed already: no recursion
+    return model.hash_key_for(longer_hash_keys)
+
+
+_RECURSIVE_HASHING_DEPTH = 32
+_nesting = threading.local()  # how deep the current thread is in recursive hashing
+
+
+def _referenced_models_below(root: Frozen, longer_hash_keys: bool) -> Iterator[Frozen]:
+    """The unhashed models `nested_by_hash_key` below `root`, children before parents; ValueError on a cycle."""
+    on_path = {id(root)}
+    seen: set[int] = set()
+    stack = [(root, _referenced_models_in(root))]
+    while stack:
+        parent, children = stack[-1]
+        for child in children:
+            child_id = id(child)
+            if child_id in on_path:
+                raise ValueError(
+                    f"{type(child).__name__} {str(child)[:40]!r} contains itself: a reference cycle cannot be hashed"
+                )
+            if child_id in seen or child.hash_key_cached(longer_hash_keys):
+                continue
+            seen.add(child_id)
+            on_path.add(child_id)
+            stack.append((child, _referenced_models_in(child)))
+            break
+        else:
+            stack.pop()
+            on_path.discard(id(parent))
+            if stack:
+                yield parent
+
+
+def _referenced_models_in(model: Frozen) -> Iterator[Frozen]:
+    """The models `nested_by_hash_key` that `model` holds in its fields, plain models and tuples, not below."""
+    stack: list[Iterator[Any]] = [(value for _, value in model.frozen_fields_and_values())]
+    while stack:
+        for value in stack[-1]:
+            if type(value) in _JSON_SCALARS:
+                continue
+            if isinstance(value, Frozen):
+                if type(value).nested_by_hash_key:
+                    yield value
+                else:
+                    stack.append(value for _, value in value.frozen_fields_and_values())
+                    break
+            elif type(value) is tuple:
+                stack.append(iter(value))
+                break
+        else:
+            stack.pop()
 
 
 _JSON_SCALARS = frozenset((str, int, float, bool, type(None)))
@@ -676,3 +888,10 @@ def _json_inline_value(value: Any) -> Any:
     if isinstance(value, Frozen):
         return _json_inline(value)
     return _json_leaf(value)
+
+
+_inline_text = _make_json_text(_inline_default)
+_REFERENCING_TEXT = (
+    _make_json_text(_make_referencing_default(False)),
+    _make_json_text(_make_referencing_default(True)),
+)
