@@ -266,11 +266,9 @@ class Frozen(BaseModel):
         Raises ValueError if the model cannot be serialized (a reference cycle set behind pydantic's back).
         """
         text = self._serialized_text(longer_hash_keys)
-        try:
-            digest = (_LONG_DIGEST_SLOT if longer_hash_keys else _DIGEST_SLOT).__get__(self)
-        except AttributeError:
-            digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
-            object.__setattr__(self, "_digest_with_long_keys" if longer_hash_keys else "_digest", digest)
+        # digested whether or not it was already: cheaper than asking (an unset slot raises AttributeError)
+        digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        object.__setattr__(self, "_digest_with_long_keys" if longer_hash_keys else "_digest", digest)
         return text, digest if longer_hash_keys else digest[:SHORT_HASH_KEY_LENGTH]
 
     def hash_key_cached(self, longer_hash_keys: bool) -> bool:
@@ -796,9 +794,10 @@ def _reference(model: Frozen, longer_hash_keys: bool) -> str:
     if depth < _RECURSIVE_HASHING_DEPTH:
         _nesting.depth = depth + 1
         try:
-            return model.hash_key_for(longer_hash_keys)
+            digest = model._compute_digest(longer_hash_keys)  # not cached: checked above
         finally:
             _nesting.depth = depth
+        return digest if longer_hash_keys else digest[:SHORT_HASH_KEY_LENGTH]
     for nested in _referenced_models_below(model, longer_hash_keys):
         nested.hash_key_for(longer_hash_keys)  # the models it references are hashed already: no recursion
     return model.hash_key_for(longer_hash_keys)
