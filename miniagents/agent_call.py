@@ -194,7 +194,7 @@ class AgentCall(TaskOwner):
             if context.loop is None:
                 context.loop = task.get_loop()
             context.tasks_in_flight.add(task)
-            task.add_done_callback(self._function_task_done)
+            task.add_done_callback(self._function_task_done, context=context.callback_context)
         else:
             self._replies.on_first_demand(self._start_on_demand)
         if context.observers.merged:
@@ -274,7 +274,7 @@ class AgentCall(TaskOwner):
         # the function task is held apart from the owned-task set (the call's own lifetime is `finished_at`)
         task = self._task = asyncio.get_running_loop().create_task(self._arun())
         self.context.count_task(task)
-        task.add_done_callback(self._function_task_done)  # (also inlined in __init__)
+        task.add_done_callback(self._function_task_done, context=self.context.callback_context)  # (also inlined above)
 
     def cancel(self, sparing: asyncio.Task[Any] | None = None) -> bool:
         """

@@ -7,6 +7,7 @@ task started in it (so `afinalize()` can wait for them) and holds its observers;
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections.abc import Awaitable, Coroutine
 from contextvars import Token
@@ -58,6 +59,7 @@ class PromisingContext:
         self.tasks_in_flight: set[asyncio.Task[Any]] = set()
         self._forget_task = self.tasks_in_flight.discard  # one bound method, not one per task
         self._activation_token: Token[TaskOwner | None] | None = None
+        self.callback_context: contextvars.Context | None = None  # set when activated
         self._active = False
 
     # ------------------------------------------------------------- activation
@@ -96,6 +98,9 @@ class PromisingContext:
         self.observers.attach_to(None if self.parent is None else self.parent.observers)
         self.root_owner = TaskOwner(self, None)
         self._activation_token = current_owner_var.set(self.root_owner)
+        # what the done callbacks of this context's tasks run in (the root owner current): one shared context
+        # instead of a copy per task, which asyncio would make
+        self.callback_context = contextvars.copy_context()
         self._active = True
         return self
 

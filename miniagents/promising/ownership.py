@@ -71,7 +71,8 @@ class TaskOwner:
         if context.loop is None:
             context.loop = task.get_loop()
         context.tasks_in_flight.add(task)  # (context.count_task(task), inlined)
-        task.add_done_callback(self._task_done)  # one done callback per task: each costs a call_soon
+        # one done callback per task (each costs a call_soon), run in the context's shared callback context
+        task.add_done_callback(self._task_done, context=context.callback_context)
         return task
 
     def _task_done(self, task: asyncio.Task[Any]) -> None:
