@@ -108,8 +108,10 @@ class SQLiteMessageStore:
     """
     A content-addressed message store in one SQLite file (WAL mode), fed by `on_persist_message`.
 
-    `batch_size` (a positive int) caps the messages per transaction. `on_commit(hash_keys)` is called from the writer
-    thread after each commit with the hash keys it newly stored. `busy_timeout` is how many seconds to
+    `batch_size` (a positive int) caps the messages per transaction (a burst is written in few transactions:
+    each commit rewrites the index pages it touched; a slow stream is committed as it comes anyway).
+    `on_commit(hash_keys)` is called from the writer thread after each commit with the hash keys it newly
+    stored. `busy_timeout` is how many seconds to
     wait for another connection's lock before giving up (the messages of a batch that could not be
     committed are kept and retried with the next one). Query methods read what is committed (call
     `aflush()` first) and block while they read.
@@ -122,7 +124,7 @@ class SQLiteMessageStore:
     def __init__(
         self,
         path: str | os.PathLike[str],
-        batch_size: int = 2000,
+        batch_size: int = 10_000,
         on_commit: CommitCallback | None = None,
         synchronous: str = "NORMAL",
         busy_timeout: float = 60.0,
