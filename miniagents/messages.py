@@ -42,7 +42,7 @@ class Message(Frozen):
             # exactly what validation would have set (a property test holds the two ways equal)
             _set_attribute(self, "__dict__", {"class_": "Message", "text": text, "text_template": None})
             _set_attribute(self, "__pydantic_fields_set__", {"class_", "text"})
-            _set_attribute(self, "__pydantic_extra__", {})
+            _set_attribute(self, "__pydantic_extra__", _NO_EXTRA)  # (shared: a frozen model never changes it)
             _set_attribute(self, "__pydantic_private__", None)
             return
         super().__init__(**metadata)
@@ -121,7 +121,7 @@ class Message(Frozen):
             promise._message_class = Message
             promise._token_streamer = None
             promise._preliminary_metadata = None  # derived from the message when asked
-            promise._metadata_so_far = {}
+            promise._metadata_so_far = _NO_METADATA  # (shared: only a streaming promise's is ever written to)
         _set_attribute(self, "_as_promise_cache", promise)
         return promise
 
@@ -141,6 +141,8 @@ class Message(Frozen):
 
 
 _set_attribute = object.__setattr__  # (for what a frozen model sets on itself)
+_NO_EXTRA: dict[str, Any] = {}
+_NO_METADATA: dict[str, Any] = {}
 _AS_PROMISE_CACHE = Message.__dict__["_as_promise_cache"]
 _PERSISTED = Message.__dict__["_persisted"]
 
