@@ -44,6 +44,7 @@ class Message(Frozen):
             _set_attribute(self, "__pydantic_fields_set__", {"class_", "text"})
             _set_attribute(self, "__pydantic_extra__", _NO_EXTRA)  # (shared: a frozen model never changes it)
             _set_attribute(self, "__pydantic_private__", None)
+            _set_attribute(self, "_as_promise_cache", None)  # (as_promise then finds no promise without an error)
             return
         super().__init__(**metadata)
 
@@ -108,8 +109,8 @@ class Message(Frozen):
             # through the slot itself: a missing attribute would otherwise go through pydantic's __getattr__
             promise = _AS_PROMISE_CACHE.__get__(self, Message)
         except AttributeError:
-            pass
-        else:
+            promise = None
+        if promise is not None:
             owner = current_owner_var.get()
             if owner is not None and promise.context is owner.context:
                 return promise
@@ -117,11 +118,7 @@ class Message(Frozen):
         if text is None:  # its text (e.g. a JSON rendering) is only computed if somebody iterates the tokens
             promise = MessagePromise(prefill_message=self)  # resolved in (and observed by) the active context
         else:
-            promise = MessagePromise.completed((text,), self)
-            promise._message_class = Message
-            promise._token_streamer = None
-            promise._preliminary_metadata = None  # derived from the message when asked
-            promise._metadata_so_far = _NO_METADATA  # (shared: only a streaming promise's is ever written to)
+            promise = MessagePromise.of_message(self, text)
         _set_attribute(self, "_as_promise_cache", promise)
         return promise
 
@@ -297,6 +294,19 @@ class MessagePromise(StreamedPromise[str, Message]):
         self._preliminary_metadata = Frozen(**preliminary_metadata)
         self._metadata_so_far = dict(self._preliminary_metadata.frozen_fields_and_values())
         super().__init__(start_asap=start_asap)
+
+    @classmethod
+    def of_message(cls, message: Message, text: str) -> MessagePromise:
+        """The resolved promise of `message` (whose text is `text`), in the active context: the quick way."""
+        promise = cls.completed((text,), message)
+        cls._set_up_resolved(promise)
+        return promise
+
+    def _set_up_resolved(self) -> None:
+        self._message_class = Message
+        self._token_streamer = None
+        self._preliminary_metadata = None  # derived from the message when asked
+        self._metadata_so_far = _NO_METADATA  # (shared: only a streaming promise's is ever written to)
 
     @property
     def preliminary_metadata(self) -> Frozen:

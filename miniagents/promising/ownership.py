@@ -45,14 +45,8 @@ class TaskOwner:
         self.releasable = True  # may leave its parent once idle (an agent call: only once its function finished)
         self._tasks: dict[asyncio.Task[Any], TaskDoneCallback | None] | None = None  # running task -> its on_done
         self._children: set[TaskOwner] | None = None
-        if parent_owner is not None:  # (parent_owner.adopt(self), inlined: this runs for every agent call)
-            children = parent_owner._children
-            if children is None:
-                children = parent_owner._children = set()
-            children.add(self)
-            self.attached = True
-            if not parent_owner.attached:
-                parent_owner._attach()
+        if parent_owner is not None:
+            parent_owner.adopt(self)
 
     def start(self, coroutine: Coroutine[Any, Any, T], on_done: TaskDoneCallback | None = None) -> asyncio.Task[T]:
         """
@@ -109,15 +103,17 @@ class TaskOwner:
     def release(self, child: TaskOwner) -> None:
         """Forget a child that has nothing left running (it joins again if it starts something)."""
         owner: TaskOwner | None = self
-        while owner is not None:  # (a loop, not recursion: a chain of any length can become idle at once)
-            children = owner._children
-            if children is None:
-                return
-            children.discard(child)
-            child.attached = False
-            if children or owner._tasks or not owner.releasable:
-                return
+        while owner is not None and owner.forget_child(child):  # (a loop: a chain of any length can go idle at once)
             child, owner = owner, owner.parent_owner  # idle in turn: it leaves its own parent
+
+    def forget_child(self, child: TaskOwner) -> bool:
+        """Drop `child` from this owner's children; returns whether this owner is now idle and may leave its parent."""
+        children = self._children
+        if children is None:
+            return False
+        children.discard(child)
+        child.attached = False
+        return not children and not self._tasks and self.releasable
 
     def is_idle(self) -> bool:
         """Whether nothing owned by this owner (or its subtree) is still running."""

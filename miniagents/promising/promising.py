@@ -155,6 +155,15 @@ class Forwarding:
         if not runner.running:
             _run_forwardings(runner)
 
+    def take_turn(self) -> None:
+        """Hand on what is there, then wait for more (run by the queue of this thread's forwardings)."""
+        self._queued = False
+        try:
+            self._step()
+        except Exception as exc:  # a bug of the receiving end: loud, and never raised into the producer
+            self.active = False
+            logger.error("forwarding the pieces of %s failed: %r", self._state.label, exc, exc_info=exc)
+
     def _step(self) -> None:
         state = self._state
         while self.active:
@@ -172,7 +181,7 @@ class Forwarding:
                 if following is None:
                     self.active = False
                     return
-                state = self._state = following._state  # go on with the stream `on_end()` gave
+                state = self._state = following.stream_state  # go on with the stream `on_end()` gave
                 self._index = 0
                 continue
             demand = state.demand
@@ -193,13 +202,7 @@ def _run_forwardings(runner: _Runner) -> None:
     queue = runner.queue
     try:
         while queue:
-            forwarding = queue.popleft()
-            forwarding._queued = False
-            try:
-                forwarding._step()
-            except Exception as exc:  # a bug of the receiving end: loud, and never raised into the producer
-                forwarding.active = False
-                logger.error("forwarding the pieces of %s failed: %r", forwarding._state.label, exc, exc_info=exc)
+            queue.popleft().take_turn()
     finally:
         runner.running = False
 
@@ -341,11 +344,11 @@ class _StreamState(ParkingLot):
 
     __slots__ = ("demand", "done", "has_errors", "label", "origins", "pieces", "producing")
 
-    def __init__(self, label: str) -> None:
-        super().__init__()
+    def __init__(self, label: str, pieces: list[Any] | tuple[Any, ...] | None = None, done: bool = False) -> None:
+        self.waiters = None  # (ParkingLot.__init__, inlined)
         self.label = label  # what the stream is, for error messages
-        self.pieces: list[Any] | tuple[Any, ...] = []
-        self.done = False
+        self.pieces: list[Any] | tuple[Any, ...] = [] if pieces is None else pieces  # (without error pieces)
+        self.done = done
         self.demand: Callable[[], None] | None = None
         self.producing = False
         self.has_errors = False  # whether an error piece was appended (replays check pieces only then)
@@ -548,27 +551,9 @@ class StreamedPromise(Promise[WHOLE], Generic[PIECE, WHOLE]):
         owner = current_owner_var.get()
         if owner is None:
             raise RuntimeError(NO_CONTEXT_MESSAGE)
-        state = _StreamState.__new__(_StreamState)
-        state.waiters = None
-        state.label = cls.__name__
-        state.pieces = pieces
-        state.done = True
-        state.has_errors = False
-        state.demand = None
-        state.producing = False
-        state.origins = None
         promise = cls.__new__(cls)
-        promise._state = state
-        promise._streamer_function = None
-        promise._stream_aiter = None
-        promise._stream_started = True
-        context = promise._context = owner.context
-        promise._resolver_function = None
-        promise._error = None
-        promise._resolution_started = True
-        promise._resolution_lot = None
-        promise._result = result
-        context.promise_resolved(promise, result)
+        cls._set_up(promise, owner.context, _StreamState(cls.__name__, pieces, True), None, result)
+        owner.context.promise_resolved(promise, result)
         return promise
 
     @classmethod
@@ -578,28 +563,26 @@ class StreamedPromise(Promise[WHOLE], Generic[PIECE, WHOLE]):
         arguments): the stream is fed by `writer` only; nothing starts. Raises PromisingError if the writer
         already feeds a promise.
         """
-        state = _StreamState.__new__(_StreamState)
-        state.waiters = None
-        state.label = cls.__name__
-        state.pieces = []
-        state.done = False
-        state.has_errors = False
-        state.demand = None
-        state.producing = False
-        state.origins = None
+        state = _StreamState(cls.__name__)
         writer.bind(state)
         promise = cls.__new__(cls)
-        promise._state = state
-        promise._streamer_function = writer
-        promise._stream_aiter = None
-        promise._stream_started = True
-        promise._context = context
-        promise._resolver_function = None
-        promise._error = None
-        promise._resolution_started = False
-        promise._resolution_lot = None
-        promise._result = NO_VALUE
+        cls._set_up(promise, context, state, writer, NO_VALUE)
         return promise
+
+    def _set_up(
+        self, context: PromisingContext, state: _StreamState, writer: StreamWriter[Any] | None, result: Any
+    ) -> None:
+        """Every attribute, for `completed()` / `fed_by()` (no resolver; the stream started or fed by hand)."""
+        self._state = state
+        self._streamer_function = writer
+        self._stream_aiter = None
+        self._stream_started = True
+        self._context = context
+        self._resolver_function = None
+        self._error = None
+        self._resolution_started = result is not NO_VALUE
+        self._resolution_lot = None
+        self._result = result
 
     # --------------------------------------------------------------- looking
 
@@ -612,6 +595,11 @@ class StreamedPromise(Promise[WHOLE], Generic[PIECE, WHOLE]):
         """All the pieces if the stream is complete (without copying them), else None; never waits."""
         state = self._state
         return state.pieces if state.done else None  # type: ignore[return-value]  # a tuple once done
+
+    @property
+    def stream_state(self) -> _StreamState:
+        """The state of the stream (what a `Forwarding` follows); not for consumers: iterate the promise."""
+        return self._state
 
     @property
     def stream_done(self) -> bool:
