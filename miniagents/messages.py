@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import ValidationInfo, field_validator
 
-from miniagents.promising.ext.frozen import LONG_HASH_KEY_LENGTH, Frozen, hash_key_length, to_json_form
+from miniagents.promising.ext.frozen import LONG_HASH_KEY_LENGTH, Frozen, hash_key_length
 from miniagents.promising.ownership import current_owner_var
 from miniagents.promising.promising import StreamedPromise
 from miniagents.promising.sentinels import DEFAULT, NO_VALUE, Sentinel
@@ -26,6 +26,8 @@ class Message(Frozen):
     """
 
     __slots__ = ("_as_promise_cache", "_persisted")
+
+    nested_by_hash_key = True  # the text of a model holding a message references it by its hash key
 
     text: str | None = None
     text_template: str | None = None
@@ -69,10 +71,7 @@ class Message(Frozen):
         messages, at any depth, are referenced by hash key: `<field>__hash_key`, `<field>__hash_keys`
         (a tuple), `{"__hash_key": ...}` inside a mixed tuple.
         """
-        return _externalize_fields(self, hash_key_length() == LONG_HASH_KEY_LENGTH, False)
-
-    def _json_data(self, longer_hash_keys: bool) -> dict[str, Any]:
-        return _externalize_fields(self, longer_hash_keys, True)
+        return _externalize_fields(self, hash_key_length() == LONG_HASH_KEY_LENGTH)
 
     def sub_messages(self, skip: Callable[[Message], bool] | None = None) -> Iterator[Message]:
         """
@@ -144,8 +143,8 @@ _AS_PROMISE_CACHE = Message.__dict__["_as_promise_cache"]
 _PERSISTED = Message.__dict__["_persisted"]
 
 
-def _externalize_fields(model: Frozen, longer_hash_keys: bool, as_json: bool) -> dict[str, Any]:
-    """The fields of `model` with nested messages replaced by their hash keys; JSON-ready if `as_json`."""
+def _externalize_fields(model: Frozen, longer_hash_keys: bool) -> dict[str, Any]:
+    """The fields of `model` with nested messages replaced by their hash keys (for `serialize()`)."""
     serialized: dict[str, Any] = {}
     own = model.__dict__
     if len(own) != len(type(model).__pydantic_fields__):  # `_x` attributes set by hand: not fields
@@ -160,30 +159,27 @@ def _externalize_fields(model: Frozen, longer_hash_keys: bool, as_json: bool) ->
             serialized[f"{name}__hash_key"] = _reference(value, longer_hash_keys)
         elif type(value) is tuple and value and all(isinstance(item, Message) for item in value):
             keys = [_reference(item, longer_hash_keys) for item in value]
-            serialized[f"{name}__hash_keys"] = keys if as_json else tuple(keys)
+            serialized[f"{name}__hash_keys"] = tuple(keys)
         else:
-            serialized[name] = _externalize_value(value, longer_hash_keys, as_json)
+            serialized[name] = _externalize_value(value, longer_hash_keys)
     return serialized
 
 
 _JSON_SCALARS = frozenset((str, int, float, bool, type(None)))
 
 
-def _externalize_value(value: Any, longer_hash_keys: bool, as_json: bool) -> Any:
+def _externalize_value(value: Any, longer_hash_keys: bool) -> Any:
     value_type = type(value)
     if value_type in _JSON_SCALARS:
         return value
     if value_type is tuple:
-        items = [
-            item if type(item) in _JSON_SCALARS else _externalize_value(item, longer_hash_keys, as_json)
-            for item in value
-        ]
-        return items if as_json else tuple(items)
+        items = [item if type(item) in _JSON_SCALARS else _externalize_value(item, longer_hash_keys) for item in value]
+        return tuple(items)
     if isinstance(value, Message):  # a message inside a mixed tuple
         return {"__hash_key": _reference(value, longer_hash_keys)}
     if isinstance(value, Frozen):
-        return _externalize_fields(value, longer_hash_keys, as_json)
-    return to_json_form(value) if as_json else value
+        return _externalize_fields(value, longer_hash_keys)
+    return value
 
 
 def _reference(message: Message, longer_hash_keys: bool) -> str:

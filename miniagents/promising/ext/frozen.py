@@ -307,6 +307,7 @@ class Frozen(BaseModel):
 
 
 _FROZEN_JSON_DATA = Frozen._json_data
+_FROZEN_HASH_KEY_FOR = Frozen.hash_key_for
 _DIGEST_SLOT = Frozen.__dict__["_digest"]
 _LONG_DIGEST_SLOT = Frozen.__dict__["_digest_with_long_keys"]
 
@@ -783,6 +784,8 @@ def _make_referencing_default(longer_hash_keys: bool) -> Callable[[Any], Any]:
 
 def _reference(model: Frozen, longer_hash_keys: bool) -> str:
     """The hash key a referencing text embeds for `model`, computing it (and those below it) if needed."""
+    if type(model).hash_key_for is not _FROZEN_HASH_KEY_FOR:  # a subclass that computes its keys its own way
+        return model.hash_key_for(longer_hash_keys)
     try:
         digest = (_LONG_DIGEST_SLOT if longer_hash_keys else _DIGEST_SLOT).__get__(model)
         return digest if longer_hash_keys else digest[:SHORT_HASH_KEY_LENGTH]
