@@ -17,6 +17,8 @@ from typing import Any, Protocol
 from miniagents.notebook.rendering import entry_html, escape, static_html
 from miniagents.usage import ModelUsage, TokenUsage, usage_of
 
+MANY_CHILDREN = 20  # a call with more children than this shows them collapsed (as the live widget does)
+
 
 class CallRecord(Protocol):
     """What the exports read of a call: the live tree's records and the stored run's both have it."""
@@ -302,10 +304,11 @@ def tree_html(parts: TreeParts) -> str:
             return ""
         return f'<div class="miniagents-folded">… {escape(folded.describe())}</div>'
 
-    def call_html(record: Any) -> str:
+    def call_html(record: Any, open_: bool = True) -> str:
         mine = figures[record.id]
         error = f'<div class="miniagents-call-error">{escape(record.error)}</div>' if record.error else ""
-        children = "".join(call_html(parts.calls[child]) for child in record.children if child in parts.calls)
+        shown = [parts.calls[child] for child in record.children if child in parts.calls]
+        children = "".join(call_html(child, open_=len(shown) <= MANY_CHILDREN) for child in shown)
         failed_inside = (
             f'<span class="miniagents-call-failed-inside">{mine.failed_inside} failed inside</span>'
             if mine.failed_inside
@@ -315,7 +318,7 @@ def tree_html(parts: TreeParts) -> str:
         return (
             f'<div class="miniagents-call" data-agent="{escape(record.agent)}" data-status="{escape(record.status)}"'
             f' data-failed-inside="{mine.failed_inside}">'
-            f'<details open><summary><span class="miniagents-call-title">'
+            f'<details{" open" if open_ else ""}><summary><span class="miniagents-call-title">'
             f'<span class="miniagents-call-agent">{escape(record.agent)}</span>'
             f'<span class="miniagents-call-status">{escape(record.status)}</span>{failed_inside}'
             f'<span class="miniagents-call-meta">{escape(meta)}</span></span></summary>'
@@ -324,7 +327,7 @@ def tree_html(parts: TreeParts) -> str:
             "</details></div>"
         )
 
-    body = "".join(call_html(root) for root in parts.roots)
+    body = "".join(call_html(root, open_=len(parts.roots) <= MANY_CHILDREN) for root in parts.roots)
     if body or parts.folded is not None:
         totals = f'<div class="miniagents-tree-totals">{escape(_totals_line(parts, _totals(parts, homes)))}</div>'
         body = folded_html(parts.folded) + body + totals
