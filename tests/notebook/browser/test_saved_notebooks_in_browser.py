@@ -102,7 +102,8 @@ def test_saved_and_reopened_notebook_shows_final_content_without_errors(open_not
     assert "Error displaying widget" not in panel.inner_text()
     tree = notebook.output(1).locator(".miniagents-tree")
     assert tree.locator('.miniagents-call[data-agent="POET"][data-status="finished"]').count() == 1
-    assert tree.locator('.miniagents-call[data-agent="ASSISTANT"][data-status="finished"]').count() == 1
+    # the chat's turns belong to the chat's own cell: a tree made in another cell is not cluttered with them
+    assert tree.locator('.miniagents-call[data-agent="ASSISTANT"]').count() == 0
     assert notebook.output(2).locator(".miniagents-message-body").inner_text().strip() == POEM
     chat = notebook.output(3).locator('.miniagents-chat[data-phase="stopped"]')
     assert [text.strip() for text in chat.locator(".miniagents-message-body").all_inner_texts()] == [
