@@ -11,7 +11,8 @@ on a free loopback port, Debian's /usr/bin/chromium through Playwright). For eac
 2. **end to rendered**: from the end of the run (the kernel's clock, printed by the cell: `time.time()` once every
    reply has resolved) to the moment the page shows the tree complete (every call's node with its final status,
    and the run totals line with the number of calls), read by a MutationObserver on the page's clock (same
-   machine, same wall clock). The tree goes quiet then, so what the page shows at the end is the final static form;
+   machine, same wall clock); the number of call nodes in the page is reported. The tree goes quiet then, so
+   what the page shows at the end is the final static form;
    both the live view and that form count ("rendered" means the reader sees the complete tree);
 3. **scroll**: the notebook scrolled from the top of the tree to its end and back over 120 animation frames
    (`requestAnimationFrame`), with every frame's duration recorded: median, 95th percentile, worst, and how many
@@ -84,8 +85,7 @@ WATCH_JS = """([outputSelector, calls]) => { window.__treeRendered = new Promise
         if (!tree) return false;
         const line = tree.querySelector('.miniagents-tree-totals');
         if (!line || line.hidden || !line.textContent.startsWith(totals)) return false;
-        const nodes = tree.querySelectorAll('.miniagents-call');
-        if (nodes.length !== calls) return false;
+        // (calls inside a collapsed call of the live view are only built when it is opened: not counted here)
         return !tree.querySelector('.miniagents-call[data-status="running"], .miniagents-call[data-status="pending"]');
     };
     const observer = new MutationObserver(() => {
@@ -96,6 +96,17 @@ WATCH_JS = """([outputSelector, calls]) => { window.__treeRendered = new Promise
     });
     observer.observe(document.body, {subtree: true, childList: true, characterData: true, attributes: true});
 }); }"""
+
+COUNT_NODES_JS = "(selector) => document.querySelector(selector).querySelectorAll('.miniagents-call').length"
+DIAGNOSE_JS = """(outputSelector) => {
+    const tree = document.querySelector(outputSelector)?.querySelector('.miniagents-tree');
+    if (!tree) return 'no tree';
+    const statuses = {};
+    for (const node of tree.querySelectorAll('.miniagents-call')) {
+        statuses[node.dataset.status] = (statuses[node.dataset.status] || 0) + 1;
+    }
+    return {statuses, totals: tree.querySelector('.miniagents-tree-totals')?.textContent};
+}"""
 
 # Scrolls the notebook's scrolling element over the tree, down then up, one step per animation frame; returns
 # the frame durations (ms).
@@ -144,13 +155,20 @@ def measure_once(page: Any, server: LabServer, calls: int, number: int) -> dict[
     notebook.wait_executed(2, timeout_ms=300_000)
     printed = notebook.text_output(2).split()
     run_ended = float(printed[printed.index("RUN_ENDED") + 1])
-    rendered_at_ms = page.evaluate("() => window.__treeRendered")
+    rendered_at_ms = page.evaluate(
+        "() => Promise.race([window.__treeRendered, new Promise((r) => setTimeout(() => r(null), 120000))])"
+    )
+    if rendered_at_ms is None:  # never complete: say what the page shows instead of waiting forever
+        shown = page.evaluate(DIAGNOSE_JS, output_selector)
+        server.shut_down_sessions()
+        return {"calls": total_calls, "error": f"the tree was not complete 120 s after the run: {shown}"}
     end_to_rendered = rendered_at_ms / 1000 - run_ended
     scroll = page.evaluate(SCROLL_JS, [output_selector, 120])
     durations = scroll.get("durations") or [0.0]
     frames = durations[1:] or durations
     result = {
         "calls": total_calls,
+        "call_nodes_in_page": page.evaluate(COUNT_NODES_JS, output_selector),
         "end_to_rendered_seconds": round(end_to_rendered, 3),
         "tree_height_px": scroll.get("height"),
         "scroll": {
@@ -200,6 +218,10 @@ def main() -> None:
             server.stop()
             venv.release()
 
+    runs = [run for run in runs if "error" not in run] or runs
+    if "error" in runs[0]:
+        print(json.dumps({"benchmark": "browser_tree_render", "errors": runs}, indent=2))
+        sys.exit(1)
     median = statistics.median(run["end_to_rendered_seconds"] for run in runs)
     report = {
         "benchmark": "browser_tree_render",
