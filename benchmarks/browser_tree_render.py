@@ -143,7 +143,12 @@ def measure_once(page: Any, server: LabServer, calls: int, number: int) -> dict[
         page,
         server,
         f"bench_tree_render_{number}",
-        [SETUP_CELL, "tree = mn.MessageTree()\ntree", RUN_CELL.format(workers=WORKERS, leaves=leaves)],
+        # a window wide enough for every call (the default keeps the most recent 2,000 in full, folding the rest)
+        [
+            SETUP_CELL,
+            f"tree = mn.MessageTree(max_calls={total_calls + 100})\ntree",
+            RUN_CELL.format(workers=WORKERS, leaves=leaves),
+        ],
     )
     for cell in range(2):
         notebook.run_cell(cell)
