@@ -81,13 +81,13 @@ class ChatWidget(LiveWidget):
         if self.phase == "stopped":
             raise ChatStopped("the user stopped the chat")
         if not self._inputs:  # (else the user typed ahead: no need to wait)
-            self._set_phase("waiting")
+            self.set_phase("waiting")
             self._input_waiter = asyncio.get_running_loop().create_future()
             try:
                 await self._input_waiter
             finally:
                 self._input_waiter = None
-            self._set_phase("replying")
+            self.set_phase("replying")
         return self._inputs.popleft()
 
     def send_user_input(self, text: str) -> None:
@@ -106,7 +106,7 @@ class ChatWidget(LiveWidget):
         if self.phase == "stopped":
             return
         replying = self.phase == "replying"
-        self._set_phase("stopped")
+        self.set_phase("stopped")
         if self._input_waiter is not None and not self._input_waiter.done():
             self._input_waiter.set_exception(ChatStopped("the user stopped the chat"))
         if replying:  # the user agent is spared: it shows the cut reply, then replies ChatStopped
@@ -118,7 +118,8 @@ class ChatWidget(LiveWidget):
         elif content.get("type") == "stop":
             self.stop()
 
-    def _set_phase(self, phase: str) -> None:
+    def set_phase(self, phase: str) -> None:
+        """Show `phase` ("waiting", "replying", "stopped"): the transcript so far is flushed first."""
         self._flush()  # the transcript first, so the page never shows the new phase before it
         self.phase = phase
         self._state_stale = True
@@ -145,7 +146,7 @@ class ChatWidget(LiveWidget):
             if self.phase != "stopped":  # (after a stop, the cancelled reply's error is expected)
                 self.add_message(exc)  # the loop ended with an error: show it, do not lose it
         finally:
-            self._set_phase("stopped")
+            self.set_phase("stopped")
 
     async def adone(self) -> None:
         """Wait until the dialog loop started by `chat()` has ended."""
@@ -188,7 +189,7 @@ class _NotebookChat:
     async def arun(self, ctx: InteractionContext) -> None:
         """The agent function: show and log the input, wait for the user, reply with the whole history."""
         if self.widget.phase != "stopped":
-            self.widget._set_phase("replying")
+            self.widget.set_phase("replying")
         if not self._history_shown:
             self._history_shown = True
             for message in await self.chat_history.aload_chat_history():
