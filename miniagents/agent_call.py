@@ -157,17 +157,8 @@ class AgentCall(TaskOwner):
             raise TypeError(f"agents run in a MiniAgents context; the active one is a {type(context).__name__}")
         if start_asap is DEFAULT:
             start_asap = context.start_everything_asap_by_default
-        non_freezable = agent.non_freezable_kwargs
-        for name, value in function_kwargs.items():
-            if name in non_freezable:
-                continue  # declared by the agent: passed through as is, kept out of hashes and the graph
-            try:
-                freeze_value(value, name)
-            except ValueError as exc:
-                raise ValueError(
-                    f"{agent.alias}: function kwargs must be freezable (or declared in the agent's "
-                    f"non_freezable_kwargs): {exc}"
-                ) from None
+        if function_kwargs:
+            check_function_kwargs(agent, function_kwargs)
         super().__init__(context, caller)
         self.releasable = False  # not before the function has finished
         self.agent = agent
@@ -417,6 +408,24 @@ async def _aresolved_messages(sequence: MessageSequencePromise) -> tuple[Message
             except Exception:
                 continue
     return tuple(messages)
+
+
+def check_function_kwargs(agent: MiniAgent, function_kwargs: dict[str, Any]) -> None:
+    """
+    ValueError naming the kwarg unless every one is freezable or declared in the agent's `non_freezable_kwargs`
+    (those are passed through as they are, kept out of hashes and the interaction graph).
+    """
+    non_freezable = agent.non_freezable_kwargs
+    for name, value in function_kwargs.items():
+        if name in non_freezable:
+            continue
+        try:
+            freeze_value(value, name)
+        except ValueError as exc:
+            raise ValueError(
+                f"{agent.alias}: function kwargs must be freezable (or declared in the agent's "
+                f"non_freezable_kwargs): {exc}"
+            ) from None
 
 
 def attach_agent_trace(exc: BaseException, call: AgentCall) -> bool:

@@ -20,11 +20,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from miniagents.agent_call import AgentCall
+from miniagents.agent_call import AgentCall, check_function_kwargs
 from miniagents.messages import Message
 from miniagents.miniagent_typing import MessageType
 from miniagents.miniagents import MiniAgent
-from miniagents.promising.ext.frozen import Frozen, freeze_value
+from miniagents.promising.ext.frozen import Frozen
 from miniagents.promising.ownership import current_owner
 from miniagents.run_context import MiniAgents
 from miniagents.usage import usage_of
@@ -136,7 +136,7 @@ async def amap(
         raise ValueError(f"concurrency must be a whole number >= 1, got {concurrency!r}")
     items = _input_list(inputs)
     context = MiniAgents.get_current()  # raises RuntimeError naming the fix when no context is active
-    _check_kwargs(agent, function_kwargs)
+    check_function_kwargs(agent, function_kwargs)
     calls_at_work: set[AgentCall] = set()
     row_errors_at_debug = _RowErrorsAtDebug(calls_at_work)
     progress = BatchProgress(total=len(items))
@@ -259,20 +259,6 @@ class _RowErrorsAtDebug(logging.Filter):
                 return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
             owner = owner.parent
         return True
-
-
-def _check_kwargs(agent: MiniAgent, function_kwargs: dict[str, Any]) -> None:
-    """ValueError up front for a kwarg every call would refuse (the rule of AgentCall: freezable, or declared)."""
-    for name, value in function_kwargs.items():
-        if name in agent.non_freezable_kwargs:
-            continue
-        try:
-            freeze_value(value, name)
-        except ValueError as exc:
-            raise ValueError(
-                f"{agent.alias}: function kwargs must be freezable (or declared in the agent's "
-                f"non_freezable_kwargs): {exc}"
-            ) from None
 
 
 def _input_list(inputs: Any) -> list[Any]:

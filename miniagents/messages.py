@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 from pydantic import ValidationInfo, field_validator
 
-from miniagents.promising.ext.frozen import LONG_HASH_KEY_LENGTH, Frozen, hash_key_length
+from miniagents.promising.ext.frozen import (
+    LONG_HASH_KEY_LENGTH,
+    Frozen,
+    hash_key_length,
+    reference_key,
+    referenced_models_below,
+)
 from miniagents.promising.ownership import current_owner_var
 from miniagents.promising.promising import StreamedPromise
 from miniagents.promising.sentinels import DEFAULT, NO_VALUE, Sentinel
@@ -79,7 +84,7 @@ class Message(Frozen):
         for which `skip(message)` is true is left out together with everything below it (e.g. messages
         already persisted). Iterative: reference chains of any depth work. Raises ValueError on a cycle.
         """
-        return _messages_below(self, skip)
+        return referenced_models_below(self, skip)  # type: ignore[arg-type,return-value]  # (messages only)
 
     @classmethod
     def promise(
@@ -156,9 +161,9 @@ def _externalize_fields(model: Frozen, longer_hash_keys: bool) -> dict[str, Any]
         elif isinstance(value, Message):
             if value is model:
                 raise ValueError(f"field {name!r} holds the message itself: a reference cycle cannot be hashed")
-            serialized[f"{name}__hash_key"] = _reference(value, longer_hash_keys)
+            serialized[f"{name}__hash_key"] = reference_key(value, longer_hash_keys)
         elif type(value) is tuple and value and all(isinstance(item, Message) for item in value):
-            keys = [_reference(item, longer_hash_keys) for item in value]
+            keys = [reference_key(item, longer_hash_keys) for item in value]
             serialized[f"{name}__hash_keys"] = tuple(keys)
         else:
             serialized[name] = _externalize_value(value, longer_hash_keys)
@@ -176,81 +181,10 @@ def _externalize_value(value: Any, longer_hash_keys: bool) -> Any:
         items = [item if type(item) in _JSON_SCALARS else _externalize_value(item, longer_hash_keys) for item in value]
         return tuple(items)
     if isinstance(value, Message):  # a message inside a mixed tuple
-        return {"__hash_key": _reference(value, longer_hash_keys)}
+        return {"__hash_key": reference_key(value, longer_hash_keys)}
     if isinstance(value, Frozen):
         return _externalize_fields(value, longer_hash_keys)
     return value
-
-
-def _reference(message: Message, longer_hash_keys: bool) -> str:
-    """The hash key a parent embeds for `message`, computing it (and those below it) if needed."""
-    if message.hash_key_cached(longer_hash_keys):
-        return message.hash_key_for(longer_hash_keys)
-    # Shallow nesting (the common case) is hashed recursively, the fastest way; past a few levels the
-    # messages below are hashed children first from an explicit stack, so chains of any depth work.
-    depth = getattr(_nesting, "depth", 0)
-    if depth < _RECURSIVE_HASHING_DEPTH:
-        _nesting.depth = depth + 1
-        try:
-            return message.hash_key_for(longer_hash_keys)
-        finally:
-            _nesting.depth = depth
-    for nested in _messages_below(message, lambda each: each.hash_key_cached(longer_hash_keys)):
-        nested.hash_key_for(longer_hash_keys)  # the messages below it are hashed already: no recursion
-    return message.hash_key_for(longer_hash_keys)
-
-
-_RECURSIVE_HASHING_DEPTH = 32
-_nesting = threading.local()  # how deep the current thread is in recursive hashing
-
-
-def _messages_below(root: Message, skip: Callable[[Message], bool] | None) -> Iterator[Message]:
-    """The messages nested in `root`, children before parents, each once; an explicit stack, not recursion."""
-    on_path = {id(root)}
-    seen: set[int] = set()
-    stack = [(root, _direct_messages(root))]
-    while stack:
-        parent, children = stack[-1]
-        for child in children:
-            child_id = id(child)
-            if child_id in on_path:
-                raise ValueError(
-                    f"{type(child).__name__} {str(child)[:40]!r} contains itself: a reference cycle cannot be hashed"
-                )
-            if child_id in seen or (skip is not None and skip(child)):
-                continue
-            seen.add(child_id)
-            on_path.add(child_id)
-            stack.append((child, _direct_messages(child)))
-            break
-        else:
-            stack.pop()
-            on_path.discard(id(parent))
-            if stack:
-                yield parent
-
-
-def _direct_messages(model: Frozen) -> Iterator[Message]:
-    """The messages `model` holds in its fields, nested Frozen values and tuples; not those inside them."""
-    stack: list[Iterator[Any]] = [_field_values(model)]
-    while stack:
-        for value in stack[-1]:
-            if type(value) in _JSON_SCALARS:
-                continue
-            if isinstance(value, Message):
-                yield value
-            elif type(value) is tuple:
-                stack.append(iter(value))
-                break
-            elif isinstance(value, Frozen):
-                stack.append(_field_values(value))
-                break
-        else:
-            stack.pop()
-
-
-def _field_values(model: Frozen) -> Iterator[Any]:
-    return (value for _, value in model.frozen_fields_and_values())
 
 
 class MessagePromise(StreamedPromise[str, Message]):

@@ -744,14 +744,14 @@ def _referencing_fields(model: Frozen, longer_hash_keys: bool) -> dict[str, Any]
             data[name] = value
         elif value_type is tuple:
             if value and all(isinstance(item, Frozen) and type(item).nested_by_hash_key for item in value):
-                data[f"{name}__hash_keys"] = [_reference(item, longer_hash_keys) for item in value]
+                data[f"{name}__hash_keys"] = [reference_key(item, longer_hash_keys) for item in value]
             else:
                 data[name] = value if _encoder_writes(value) else _referencing_value(value, longer_hash_keys)
         elif isinstance(value, Frozen):
             if value_type.nested_by_hash_key:
                 if value is model:
                     raise ValueError(f"field {name!r} holds the message itself: a reference cycle cannot be hashed")
-                data[f"{name}__hash_key"] = _reference(value, longer_hash_keys)
+                data[f"{name}__hash_key"] = reference_key(value, longer_hash_keys)
             else:
                 data[name] = value  # the encoder calls back for it (`_referencing_default`)
         else:
@@ -775,15 +775,18 @@ def _make_referencing_default(longer_hash_keys: bool) -> Callable[[Any], Any]:
     def referencing_default(value: Any) -> Any:
         if isinstance(value, Frozen):
             if type(value).nested_by_hash_key:  # one inside a tuple
-                return {"__hash_key": _reference(value, longer_hash_keys)}
+                return {"__hash_key": reference_key(value, longer_hash_keys)}
             return _referencing_fields(value, longer_hash_keys)
         raise TypeError(f"{type(value).__name__} is not a value a Frozen can hold")
 
     return referencing_default
 
 
-def _reference(model: Frozen, longer_hash_keys: bool) -> str:
-    """The hash key a referencing text embeds for `model`, computing it (and those below it) if needed."""
+def reference_key(model: Frozen, longer_hash_keys: bool) -> str:
+    """
+    The hash key a text referencing `model` embeds for it, computing it (and those below it) if needed: recursion
+    for shallow nesting, the fastest way; an explicit stack past a few levels, so chains of any depth work.
+    """
     if type(model).hash_key_for is not _FROZEN_HASH_KEY_FOR:  # a subclass that computes its keys its own way
         return model.hash_key_for(longer_hash_keys)
     try:
@@ -801,7 +804,7 @@ def _reference(model: Frozen, longer_hash_keys: bool) -> str:
         finally:
             _nesting.depth = depth
         return digest if longer_hash_keys else digest[:SHORT_HASH_KEY_LENGTH]
-    for nested in _referenced_models_below(model, longer_hash_keys):
+    for nested in referenced_models_below(model, lambda each: each.hash_key_cached(longer_hash_keys)):
         nested.hash_key_for(longer_hash_keys)  # the models it references are hashed already: no recursion
     return model.hash_key_for(longer_hash_keys)
 
@@ -810,8 +813,12 @@ _RECURSIVE_HASHING_DEPTH = 32
 _nesting = threading.local()  # how deep the current thread is in recursive hashing
 
 
-def _referenced_models_below(root: Frozen, longer_hash_keys: bool) -> Iterator[Frozen]:
-    """The unhashed models `nested_by_hash_key` below `root`, children before parents; ValueError on a cycle."""
+def referenced_models_below(root: Frozen, skip: Callable[[Frozen], bool] | None = None) -> Iterator[Frozen]:
+    """
+    The models `nested_by_hash_key` (messages) below `root`, depth-first, children before their parents, each
+    instance once. One for which `skip(model)` is true is left out with everything below it. Iterative (chains of
+    any depth); ValueError on a reference cycle.
+    """
     on_path = {id(root)}
     seen: set[int] = set()
     stack = [(root, _referenced_models_in(root))]
@@ -823,7 +830,7 @@ def _referenced_models_below(root: Frozen, longer_hash_keys: bool) -> Iterator[F
                 raise ValueError(
                     f"{type(child).__name__} {str(child)[:40]!r} contains itself: a reference cycle cannot be hashed"
                 )
-            if child_id in seen or child.hash_key_cached(longer_hash_keys):
+            if child_id in seen or (skip is not None and skip(child)):
                 continue
             seen.add(child_id)
             on_path.add(child_id)
