@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import pytest
+from playwright.sync_api import expect
 
 from .notebook_page import ARTIFACTS_DIR, NotebookPage
 
@@ -160,7 +161,8 @@ def test_durations_survive_a_page_reload_and_the_tree_reads_in_light_and_dark(op
     )
     notebook.panel_id = str(panel.json_value())
     after_meta = _call(notebook, "OFFLINE_LLM").locator(":scope > details > summary .miniagents-call-meta")
-    after_meta.wait_for()
+    # the view is built first, its times filled in when the synced state reaches it: wait for them
+    expect(after_meta).to_have_text(re.compile(r"^[\d.]+ (ms|s)\b"), timeout=30_000)
     after = after_meta.inner_text()
 
     duration = re.match(r"([\d.]+) (ms|s)\b", after)
