@@ -343,6 +343,7 @@ class AgentCall(TaskOwner):
     def _function_task_done(self, task: asyncio.Task[Any]) -> None:
         """However the function task ended (cancelled before its first step too), the call gets an end."""
         self.context.tasks_in_flight.discard(task)
+        self._task = None  # the task's context holds this call (as the current owner): no cycle left behind
         if self.finished_at is None:
             if task.cancelled():
                 self._end_cancelled()
