@@ -17,11 +17,12 @@ import re
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from miniagents import AWAIT, InteractionContext, Message, MiniAgents, Promise, StreamAppender, miniagent
 from miniagents.ext.chat_history_md import ChatHistoryFormatError, ChatHistoryMD
@@ -186,6 +187,19 @@ class SyncCallable:
 def sync_persistence_handler(promise: Any, message: Any) -> None: ...
 
 
+@miniagent(alias="COUNTER")
+class Counter(BaseModel):
+    """A pydantic class-based agent: its fields are the call's kwargs."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    ctx: InteractionContext
+    times: int
+
+    async def __call__(self) -> None:
+        self.ctx.reply(str(self.times))
+
+
 async def reenter_active_context(ctx: Any, _: Path) -> None:
     MiniAgents.get_current().activate()
 
@@ -194,6 +208,12 @@ ROWS = [
     # values that cannot be frozen
     BadInput("set-in-message", lambda c, p: Message("x", tags={1, 2}), ValidationError, ("'tags'", "set")),
     BadInput("object-in-message", lambda c, p: Message("x", client=object()), ValidationError, ("'client'", "object")),
+    BadInput(
+        "unsupported-leaf-type",
+        lambda c, p: Message("x", meta={"wait": timedelta(seconds=5)}),
+        ValidationError,
+        ("'meta.wait'", "timedelta", "datetime, date, time, UUID, Decimal"),
+    ),
     BadInput(
         "set-deep-in-message",
         lambda c, p: Message("x", meta={"ids": [1, {2}]}),
@@ -306,6 +326,18 @@ ROWS = [
     ),
     BadInput(
         "class-agent-without-async-call", lambda c, p: miniagent(SyncCallable), TypeError, ("async def __call__",)
+    ),
+    BadInput(
+        "non-freezable-kwargs-not-a-dict",
+        lambda c, p: miniagent(_target, non_freezable_kwargs=["client"]),
+        TypeError,
+        ("non_freezable_kwargs", "dict", "list"),
+    ),
+    BadInput(
+        "class-agent-kwarg-fails-validation",
+        lambda c, p: Counter.inquire(times="many").aresolve_messages(),
+        ValidationError,
+        ("Counter", "times"),
     ),
     BadInput(
         "errors-as-messages-not-bool",

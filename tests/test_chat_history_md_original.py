@@ -22,8 +22,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from markdown_it import MarkdownIt
 
+from miniagents import MiniAgents
 from miniagents.ext.chat_history_md import MARKER, ChatHistoryMD
 from miniagents.ext.llm.llm_common import AssistantMessage, SystemMessage, UserMessage
+from miniagents.ext.llm.offline import OfflineModel, create_offline_agent
 
 Triple = tuple[str, "str | None", str]
 
@@ -183,6 +185,38 @@ async def test_original_file_is_continued_in_our_format_when_a_conversation_goes
         *ORIGINAL_TRIPLES,
         ("assistant", "m-2", "Continued here.\n\nuser\n=====\nnot a heading now"),
         ("user", None, "### user\nThanks!"),
+    ]
+
+
+async def test_conversation_with_an_llm_agent_continues_an_original_file(tmp_path: Path) -> None:
+    chat_md = tmp_path / "CHAT.md"
+    chat_md.write_text(ORIGINAL_CHAT_MD, encoding="utf-8")
+    history = ChatHistoryMD(chat_md)
+    model = OfflineModel(["Sure:\n\nuser\n=====\nhi", "You are welcome."])
+    llm = create_offline_agent(model, model="offline-7b")
+
+    async with MiniAgents():
+        for question in ("Show me that file again?", "Thanks!"):  # two turns: history in, question and answer out
+            earlier = await history.aload_chat_history()
+            asked = await history.logging_agent.inquire(UserMessage(question)).aresolve_messages()
+            await history.logging_agent.inquire(llm.inquire([*earlier, *asked])).aresolve_messages()
+
+    original = [(role, text) for role, _, text in ORIGINAL_TRIPLES]
+    first_turn = [*original, ("user", "Show me that file again?")]
+    assert [(m.role, m.text) for m in model.requests[0].messages] == first_turn  # the model saw the old chat
+    assert [(m.role, m.text) for m in model.requests[1].messages] == [
+        *first_turn,
+        ("assistant", "Sure:\n\nuser\n=====\nhi"),
+        ("user", "Thanks!"),
+    ]
+    written = chat_md.read_text(encoding="utf-8")
+    assert written.startswith(ORIGINAL_CHAT_MD) and written.count(MARKER) == 1  # appended, marked once
+    assert as_triples(await ChatHistoryMD(chat_md).aload_chat_history()) == [
+        *ORIGINAL_TRIPLES,
+        ("user", None, "Show me that file again?"),
+        ("assistant", "offline-7b", "Sure:\n\nuser\n=====\nhi"),
+        ("user", None, "Thanks!"),
+        ("assistant", "offline-7b", "You are welcome."),
     ]
 
 

@@ -373,6 +373,20 @@ def test_model_without_fields_is_empty_yet_truthy() -> None:
     assert Frozen()
 
 
+def test_mapping_access_is_read_only_at_every_depth() -> None:
+    message = Message("hi", role="user", meta={"k": [1]})
+    with pytest.raises(TypeError):
+        message["role"] = "assistant"  # type: ignore[index]
+    with pytest.raises(TypeError):
+        del message["role"]  # type: ignore[attr-defined]
+    with pytest.raises(TypeError):
+        message["meta"]["k"] = [2]
+    with pytest.raises(ValidationError, match="frozen"):
+        message.role = "assistant"
+    assert message["role"] == "user" and message["meta"]["k"] == (1,)
+    assert message.hash_key == Message("hi", role="user", meta={"k": [1]}).hash_key
+
+
 def test_mapping_unpacks_into_an_equal_model() -> None:
     message = Message("hi", role="user", meta={"k": [1]})
     assert Message(**message) == message

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,6 +21,7 @@ from miniagents import (
     Promise,
     miniagent,
 )
+from miniagents.ext.sqlite_store import SQLiteMessageStore
 
 TIMEOUT = 5
 
@@ -107,6 +109,30 @@ async def test_errors_as_messages_puts_an_error_message_at_the_position_of_the_e
     assert error.error_class == "ValueError"
     assert error.text == "the tool broke"
     assert error.agent_trace == ("CALLS_FAILING", "FAILING")
+
+
+async def test_errors_as_messages_consumers_streaming_the_replies_see_no_exception() -> None:
+    seen: list[tuple[str, str]] = []
+
+    @miniagent
+    async def reader(ctx: InteractionContext) -> None:
+        async for promise in calls_failing.inquire():  # an agent consuming the replies, token by token
+            text = "".join([token async for token in promise])
+            message = await promise
+            seen.append((type(message).__name__, text))
+        ctx.reply("read them all")
+
+    async with MiniAgents(errors_as_messages=True):
+        assert [m.text for m in await within(reader.inquire().aresolve_messages())] == ["read them all"]
+        direct = [piece async for piece in calls_failing.inquire()]  # the caller iterating the sequence itself
+        assert [type(await promise).__name__ for promise in direct] == ["Message", "ErrorMessage", "Message"]
+        error = await direct[1]
+    assert seen == [
+        ("Message", "before the error"),
+        ("ErrorMessage", "the tool broke"),
+        ("Message", "after the nested call"),
+    ]
+    assert (error.error_class, error.agent_trace) == ("ValueError", ("CALLS_FAILING", "FAILING"))
 
 
 async def test_errors_as_messages_per_agent_overrides_the_context() -> None:
@@ -203,6 +229,62 @@ async def test_non_freezable_kwargs_reach_the_function_and_stay_out_of_the_graph
     finally:
         bound.close()
         at_call.close()
+
+
+async def test_non_freezable_kwargs_of_agent_and_fork_are_absent_from_the_sqlite_store(tmp_path: Path) -> None:
+    bound, forked, at_call = Connection(), Connection(), Connection()
+    received: list[dict[str, Any]] = []
+
+    @miniagent(non_freezable_kwargs={"connection": bound})
+    async def fetcher(ctx: InteractionContext, connection: Connection, topic: str, session: Any = None) -> None:
+        received.append({"connection": connection, "session": session})
+        with connection.lock:  # the very object: its lock and its socket work
+            assert connection.socket.fileno() >= 0
+            ctx.reply(f"{topic} fetched")
+
+    with_session = fetcher.fork(alias="SESSION_FETCHER", non_freezable_kwargs={"session": forked})
+
+    @miniagent
+    async def caller(ctx: InteractionContext) -> None:
+        ctx.reply(fetcher.inquire(topic="news"))
+        ctx.reply(with_session.inquire(topic="weather"))
+        ctx.reply(with_session.inquire(topic="sport", session=at_call))  # a call-time kwarg of a declared name
+
+    store = SQLiteMessageStore(tmp_path / "messages.db")
+    try:
+        context = MiniAgents()
+        store.attach(context)
+        async with context:
+            replies = await within(caller.inquire().aresolve_messages())
+        await within(store.aflush())
+        assert [m.text for m in replies] == ["news fetched", "weather fetched", "sport fetched"]
+        assert received == [
+            {"connection": bound, "session": None},
+            {"connection": bound, "session": forked},
+            {"connection": bound, "session": at_call},
+        ]
+
+        (run,) = store.runs()
+        graph = store.load_run(run.id)
+        (root,) = graph.roots
+        calls = root.children
+        assert [(c.agent_alias, c.call.get("topic")) for c in calls] == [
+            ("FETCHER", "news"),
+            ("SESSION_FETCHER", "weather"),
+            ("SESSION_FETCHER", "sport"),
+        ]
+        for stored_call in calls:
+            assert "connection" not in stored_call.call and "session" not in stored_call.call
+        keys = list(store.iter_hash_keys())
+        assert keys and store.count_messages("AgentCallNode") == 4
+        for key in keys:  # in no stored row, neither as a field nor as a repr
+            serialized = store.load_serialized(key)
+            assert '"connection"' not in serialized and '"session"' not in serialized
+            assert "Connection" not in serialized and "socket" not in serialized and "lock" not in serialized
+    finally:
+        store.close()
+        for connection in (bound, forked, at_call):
+            connection.close()
 
 
 async def test_an_undeclared_unfreezable_kwarg_is_refused_naming_the_declaration() -> None:
