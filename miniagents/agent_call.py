@@ -97,10 +97,10 @@ class InteractionContext:
 
     def reply(self, messages: MessageType) -> None:
         """Add any MessageType to the reply sequence, in order (non-blocking; nested agent calls keep running)."""
-        replies = self._replies
-        if replies.is_closed:
-            raise self._closed_error(messages)
-        replies.append(messages)
+        try:
+            self._replies.append(messages)
+        except AppenderClosedError:
+            raise self._closed_error(messages) from None
 
     def reply_out_of_order(self, messages: MessageType) -> None:
         """
@@ -118,6 +118,7 @@ class InteractionContext:
 
 
 _NO_INPUT = object()
+_SMALL_INT = 1 << 62
 
 
 class AgentCall(TaskOwner):
@@ -353,7 +354,8 @@ class AgentCall(TaskOwner):
         if self.finished_at is not None:
             return
         self._replies.close()
-        self.finish()  # the agent is done: later input would go unread
+        if type(self._input) is MessageAppender:
+            self.finish()  # the agent is done: later input would go unread
         self.finished_at = time.perf_counter()
         callbacks, self._done_callbacks = self._done_callbacks, None
         for callback in callbacks or ():
@@ -418,6 +420,9 @@ def check_function_kwargs(agent: MiniAgent, function_kwargs: dict[str, Any]) -> 
     """
     non_freezable = agent.non_freezable_kwargs
     for name, value in function_kwargs.items():
+        value_type = type(value)
+        if (value_type is int and -_SMALL_INT < value < _SMALL_INT) or (value_type is str and value.isascii()):
+            continue  # (frozen as they are: the common kwargs, checked without a call)
         if name in non_freezable:
             continue
         try:

@@ -171,10 +171,19 @@ class MessageAppender(StreamAppender[Any]):
         self.on_first_demand_callback = callback
 
     def append(self, piece: Any) -> MessageAppender:
-        """Append any MessageType. Raises TypeError for an unsupported type, before anything else."""
-        if not is_message_type(piece):
+        """
+        Append any MessageType. Raises TypeError for an unsupported type, before anything else;
+        AppenderNotOpenError / AppenderClosedError like StreamAppender.append().
+        """
+        piece_type = type(piece)
+        if piece_type is not str and piece_type is not MessageSequencePromise and not is_message_type(piece):
             raise unsupported_message_type_error(piece)
-        super().append(piece)
+        if not self._is_open:
+            super().append(piece)  # raises: not open yet, or closed
+        elif self._pending:  # (self._deliver(piece), inlined: this runs for every reply)
+            self._pending.append(piece)  # something before it is still being awaited: keep the order
+        else:
+            self._flatten_now(piece)
         return self
 
     def append_out_of_order(self, piece: Any) -> MessageAppender:

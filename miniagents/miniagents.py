@@ -126,7 +126,7 @@ class MiniAgent:
         """
         if current_owner_var.get() is None:  # no context active
             return DeferredReplies(self, messages, start_asap, function_kwargs)  # type: ignore[return-value]
-        return AgentCall(self, start_asap, function_kwargs, messages).reply_sequence()
+        return AgentCall(self, start_asap, function_kwargs, messages).replies  # (its input is finished already)
 
     def initiate_inquiry(self, start_asap: bool | Sentinel = DEFAULT, **function_kwargs: Any) -> AgentCall:
         """Start a call whose input messages are sent afterwards with `send_message()`."""

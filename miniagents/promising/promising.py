@@ -72,7 +72,9 @@ class ParkingLot:
         if waiters:
             self.waiters = None
             for waiter in waiters:
-                if not waiter.done():
+                if type(waiter) is Forwarding:  # (its own check: no done() / set_result() calls in between)
+                    waiter.wake()
+                elif not waiter.done():
                     waiter.set_result(None)
 
 
@@ -147,64 +149,57 @@ class Forwarding:
 
     def wake(self) -> None:
         """Run now (or, if forwardings are running on this thread, right after them)."""
-        if self._queued:
+        if self._queued or not self.active:
             return
         self._queued = True
         runner = _runner
-        runner.queue.append(self)
-        if not runner.running:
-            _run_forwardings(runner)
+        queue = runner.queue
+        queue.append(self)
+        if not runner.running:  # run the queue here, one forwarding after the other (no recursion)
+            runner.running = True
+            try:
+                while queue:
+                    queue.popleft().take_turn()
+            finally:
+                runner.running = False
 
     def take_turn(self) -> None:
         """Hand on what is there, then wait for more (run by the queue of this thread's forwardings)."""
         self._queued = False
         try:
-            self._step()
+            state = self._state
+            while self.active:
+                pieces = state.pieces
+                index = self._index
+                while index < len(pieces):
+                    piece = pieces[index]
+                    index += 1
+                    self._index = index
+                    self._on_piece(piece)
+                    if not self.active:
+                        return
+                if state.done:
+                    following = self._on_end()
+                    if following is None:
+                        self.active = False
+                        return
+                    state = self._state = following.stream_state  # go on with the stream `on_end()` gave
+                    self._index = 0
+                    continue
+                demand = state.demand
+                if demand is not None and not state.producing:  # a lazy stream produces when somebody waits
+                    demand()
+                    if index < len(state.pieces) or state.done:
+                        continue
+                waiters = state.waiters
+                if waiters is None:
+                    state.waiters = [self]
+                else:
+                    waiters.append(self)
+                return
         except Exception as exc:  # a bug of the receiving end: loud, and never raised into the producer
             self.active = False
             logger.error("forwarding the pieces of %s failed: %r", self._state.label, exc, exc_info=exc)
-
-    def _step(self) -> None:
-        state = self._state
-        while self.active:
-            pieces = state.pieces
-            index = self._index
-            while index < len(pieces):
-                piece = pieces[index]
-                index += 1
-                self._index = index
-                self._on_piece(piece)
-                if not self.active:
-                    return
-            if state.done:
-                following = self._on_end()
-                if following is None:
-                    self.active = False
-                    return
-                state = self._state = following.stream_state  # go on with the stream `on_end()` gave
-                self._index = 0
-                continue
-            demand = state.demand
-            if demand is not None and not state.producing:  # a lazy stream produces when somebody waits
-                demand()
-                if index < len(state.pieces) or state.done:
-                    continue
-            waiters = state.waiters
-            if waiters is None:
-                state.waiters = [self]
-            else:
-                waiters.append(self)
-            return
-
-
-def _run_forwardings(runner: _Runner) -> None:
-    runner.running = True
-    queue = runner.queue
-    try:
-        while queue:
-            queue.popleft().take_turn()
-    finally:
-        runner.running = False
 
 
 class Promise(Generic[T]):
