@@ -30,3 +30,9 @@ async def test_run_refuses_a_promise_of_the_running_loop_instead_of_hanging() ->
         with pytest.raises(RuntimeError, match="MessageSequencePromise"):
             MiniAgents().run(replies)
         assert [m.text for m in await asyncio.wait_for(replies.aresolve_messages(), 5)] == ["hello"]
+
+
+async def test_the_readme_one_liner_works_in_a_running_loop_without_a_context() -> None:
+    # a notebook cell that was never activated: `MiniAgents().run(agent.inquire(...).aresolve_messages())`,
+    # the agent called before any context is active (the call is made inside run()'s context)
+    assert [message.text for message in MiniAgents().run(hello.inquire().aresolve_messages())] == ["hello"]

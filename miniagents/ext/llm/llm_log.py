@@ -93,7 +93,7 @@ def render_call(
     elif isinstance(error, GeneratorExit):
         status = "abandoned by its consumer before the end"
     else:
-        status = f"failed: {type(error).__name__}: {error}"
+        status = f"failed: {type(error).__name__}: {_shortened(str(error))}"
     parameters = request.parameters
     system = parameters.pop("system", None)
     tools = parameters.pop("tools", None)
@@ -128,6 +128,11 @@ def render_call(
     if response:
         lines += ["## Response fields", "", *_fenced(_json(response), "json"), ""]
     return "\n".join(lines)
+
+
+def _shortened(text: str, limit: int = 2000) -> str:
+    """A huge error message cut to its start (the framework's log of the failure carries it whole, once)."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
 def _message_lines(message: Any) -> list[str]:
