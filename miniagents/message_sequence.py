@@ -296,6 +296,8 @@ class MessageAppender(StreamAppender[Any]):
                 stack.append(iter(item))
             else:
                 send(unsupported_message_type_error(item))
+            if not stack:  # (the common single item: no call to find that nothing follows)
+                return
             item = _next_from(stack)
             if item is _EXHAUSTED:
                 return
