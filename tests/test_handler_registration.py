@@ -14,8 +14,17 @@ from hypothesis import strategies as st
 from miniagents import MiniAgents
 
 ASYNC_HOOKS = ["on_persist_message", "on_promise_resolved"]
-# (a str or bytes is an iterable: its items are refused one by one, and an empty one registers nothing)
-NOT_CALLABLE = st.one_of(st.integers(), st.floats(), st.booleans(), st.complex_numbers(), st.builds(object))
+# (a str, bytes or a mapping is iterable, but refused as a whole: never taken for a collection of handlers)
+NOT_CALLABLE = st.one_of(
+    st.integers(),
+    st.floats(),
+    st.booleans(),
+    st.complex_numbers(),
+    st.builds(object),
+    st.text(),
+    st.binary(),
+    st.dictionaries(st.text(max_size=5), st.integers(), max_size=3),
+)
 
 
 def registration(hook: str, handlers: Any) -> dict[str, Any]:

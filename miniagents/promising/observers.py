@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 
@@ -98,6 +98,7 @@ class Observers:
 
 
 def _as_iterable(handlers: Any, kind: str) -> Iterable[Any]:
-    if isinstance(handlers, Iterable):
+    # (a string, bytes or a mapping is iterable, but never a collection of handlers)
+    if isinstance(handlers, Iterable) and not isinstance(handlers, (str, bytes, bytearray, Mapping)):
         return handlers
     raise TypeError(f"{kind} handlers must be a callable or an iterable of callables, got {type(handlers).__name__}")
