@@ -40,7 +40,7 @@ import math
 import threading
 import types
 import typing
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from datetime import date, datetime, time
 from decimal import Decimal
 from enum import Enum
@@ -759,6 +759,20 @@ def _referencing_fields(model: Frozen, longer_hash_keys: bool) -> dict[str, Any]
     return data
 
 
+def _written_as_they_are(values: Collection[Any]) -> bool:
+    """
+    Whether the encoder writes `values` (of one model) as they are, in any text: exact scalars, plain Frozen
+    models (it calls back for them) and tuples of such, at any depth. The types are gathered in C, the quick
+    check the common case needs; anything else (a message, a leaf, an Enum that is also an int) says False.
+    """
+    kinds = set(map(type, values))
+    if kinds <= _PLAIN_KINDS:
+        return True
+    if not kinds <= _PLAIN_KINDS_AND_TUPLE:
+        return False
+    return all(_written_as_they_are(value) for value in values if type(value) is tuple)
+
+
 def _referencing_value(value: Any, longer_hash_keys: bool) -> Any:
     """A value inside a tuple of a referencing text, as the encoder may write it."""
     value_type = type(value)
@@ -773,6 +787,11 @@ def _referencing_value(value: Any, longer_hash_keys: bool) -> Any:
 
 def _make_referencing_default(longer_hash_keys: bool) -> Callable[[Any], Any]:
     def referencing_default(value: Any) -> Any:
+        if type(value) is Frozen:  # a nested dict: every field but class_ is an extra one
+            extra = value.__pydantic_extra__
+            if extra is not None and _written_as_they_are(extra.values()):
+                return {"class_": "Frozen", **extra}
+            return _referencing_fields(value, longer_hash_keys)
         if isinstance(value, Frozen):
             if type(value).nested_by_hash_key:  # one inside a tuple
                 return {"__hash_key": reference_key(value, longer_hash_keys)}
@@ -864,6 +883,8 @@ def _referenced_models_in(model: Frozen) -> Iterator[Frozen]:
 
 
 _JSON_SCALARS = frozenset((str, int, float, bool, type(None)))
+_PLAIN_KINDS = _JSON_SCALARS | {Frozen}  # what the encoder writes (a plain Frozen: through its callback)
+_PLAIN_KINDS_AND_TUPLE = _PLAIN_KINDS | {tuple}
 
 
 def _json_inline(model: Frozen) -> dict[str, Any]:
