@@ -10,6 +10,7 @@ from pydantic import ValidationInfo, field_validator
 from miniagents.promising.ext.frozen import (
     LONG_HASH_KEY_LENGTH,
     Frozen,
+    freeze_fields,
     hash_key_length,
     reference_key,
     referenced_models_below,
@@ -44,15 +45,18 @@ class Message(Frozen):
             metadata["text"] = text
         elif len(metadata) == 1 and type(self) is Message:
             text = metadata.get("text")
-        if len(metadata) == 1 and type(text) is str and text.isascii() and type(self) is Message:
-            # the commonest message of all (an agent replying a string): nothing to validate or freeze, so set
-            # exactly what validation would have set (a property test holds the two ways equal)
-            _set_attribute(self, "__dict__", {"class_": "Message", "text": text, "text_template": None})
-            _set_attribute(self, "__pydantic_fields_set__", {"class_", "text"})
-            _set_attribute(self, "__pydantic_extra__", _NO_EXTRA)  # (shared: a frozen model never changes it)
-            _set_attribute(self, "__pydantic_private__", None)
-            _set_attribute(self, "_as_promise_cache", None)  # (as_promise then finds no promise without an error)
-            return
+        if type(self) is Message:
+            if len(metadata) == 1 and type(text) is str and text.isascii():
+                # the commonest message of all (an agent replying a string): nothing to validate or freeze, so set
+                # exactly what validation would have set (a property test holds the two ways equal)
+                _set_attribute(self, "__dict__", {"class_": "Message", "text": text, "text_template": None})
+                _set_attribute(self, "__pydantic_fields_set__", {"class_", "text"})
+                _set_attribute(self, "__pydantic_extra__", _NO_EXTRA)  # (shared: a frozen model never changes it)
+                _set_attribute(self, "__pydantic_private__", None)
+                _set_attribute(self, "_as_promise_cache", None)  # (as_promise then finds no promise without an error)
+                return
+            if _set_frozen_fields(self, metadata):
+                return
         super().__init__(**metadata)
 
     def _as_string(self) -> str:
@@ -139,6 +143,34 @@ class Message(Frozen):
             return False
         object.__setattr__(self, "_persisted", (*scopes, scope))
         return True
+
+
+def _set_frozen_fields(message: Message, metadata: dict[str, Any]) -> bool:
+    """
+    Set on a plain Message what pydantic's validation would set (the same freezing, without pydantic's machinery; a
+    property test holds the two ways equal), if its texts are plain str or None; False if they are not, or if the
+    fields are refused: then validation runs and raises its error, worded as always.
+    """
+    text = metadata.get("text")
+    text_template = metadata.get("text_template")
+    if not ((text is None or type(text) is str) and (text_template is None or type(text_template) is str)):
+        return False
+    try:
+        extra = freeze_fields(Message, metadata)
+    except ValueError:
+        return False
+    fields_set = set(extra)
+    del extra["class_"]
+    if "text" in extra:
+        del extra["text"]
+    if "text_template" in extra:
+        del extra["text_template"]
+    _set_attribute(message, "__dict__", {"class_": "Message", "text": text, "text_template": text_template})
+    _set_attribute(message, "__pydantic_fields_set__", fields_set)
+    _set_attribute(message, "__pydantic_extra__", extra)
+    _set_attribute(message, "__pydantic_private__", None)
+    _set_attribute(message, "_as_promise_cache", None)
+    return True
 
 
 _set_attribute = object.__setattr__  # (for what a frozen model sets on itself)

@@ -9,12 +9,13 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from miniagents import Frozen, Message, MessagePromise, MessageSequencePromise, MiniAgents, Promise
 from miniagents.message_sequence import MessageSequence
+from tests.support.frozen_rules import message_fields
 
 TIMEOUT = 5.0
 
@@ -624,12 +625,19 @@ async def test_streamed_tokens_are_the_text_when_preliminary_metadata_also_has_t
     assert (message.text, message.role) == ("final", "x")
 
 
+def _validated_by_pydantic(fields: dict[str, Any]) -> Message:
+    """A Message made by pydantic's validation alone (`model_validate` would call Message.__init__, the quick way)."""
+    message = Message.__new__(Message)
+    BaseModel.__init__(message, **fields)
+    return message
+
+
 @settings(max_examples=300, deadline=None)
 @given(text=st.text())
 def test_a_text_only_message_is_the_same_whichever_way_it_is_built(text: str) -> None:
     quick = Message(text=text)  # (the quick way, for an ASCII str: nothing to validate)
     positional = Message(text)
-    validated = Message.model_validate({"text": text})  # pydantic's validation, always
+    validated = _validated_by_pydantic({"text": text})
     for message in (quick, positional):
         assert message == validated
         assert message.__dict__ == validated.__dict__ and list(message.__dict__) == list(validated.__dict__)
@@ -639,3 +647,43 @@ def test_a_text_only_message_is_the_same_whichever_way_it_is_built(text: str) ->
         assert message.hash_key == validated.hash_key and repr(message) == repr(validated)
         with pytest.raises(Exception):  # noqa: B017 - frozen, whatever pydantic calls the error
             message.text = "changed"  # type: ignore[misc]
+
+
+_json_like = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=6),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=4), children, max_size=4),
+    max_leaves=12,
+)
+_texts = st.dictionaries(
+    st.sampled_from(["text", "text_template", "class_"]),
+    st.none() | st.text(max_size=6) | st.just("Message") | st.binary(max_size=2) | st.integers(),
+)
+_any_message_fields = st.builds(
+    lambda fields, texts: {**fields, **texts},
+    message_fields | st.dictionaries(st.text(max_size=5), _json_like, max_size=5),
+    _texts,
+)
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(fields=_any_message_fields)
+def test_a_message_is_the_same_as_pydantic_validation_makes_it_or_refused_with_its_error(fields: dict) -> None:
+    # `Message(**fields)` freezes without pydantic's machinery when it can: the same state, or the same error
+    try:
+        validated = _validated_by_pydantic(fields)
+    except (ValueError, TypeError) as validation_error:
+        with pytest.raises(type(validation_error)) as raised:
+            Message(**fields)
+        assert str(raised.value) == str(validation_error)
+        return
+    message = Message(**fields)
+    assert message == validated
+    assert message.__dict__ == validated.__dict__ and list(message.__dict__) == list(validated.__dict__)
+    assert message.model_fields_set == validated.model_fields_set
+    assert message.__pydantic_extra__ == validated.__pydantic_extra__
+    assert list(message.__pydantic_extra__ or {}) == list(validated.__pydantic_extra__ or {})
+    assert all(type(a) is type(b) for a, b in zip(message.__dict__.values(), validated.__dict__.values(), strict=True))
+    assert message.__pydantic_private__ == validated.__pydantic_private__
+    assert message.model_dump() == validated.model_dump() and message.serialize() == validated.serialize()
+    assert message.serialized == validated.serialized and message.hash_key == validated.hash_key
+    assert repr(message) == repr(validated)

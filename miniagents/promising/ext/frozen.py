@@ -52,7 +52,7 @@ from pydantic import BaseModel, ConfigDict, model_validator
 
 from miniagents.promising.promising import PromisingContext
 
-__all__ = ["Frozen", "freeze_value", "from_json_form", "hash_key_length", "to_json_form"]
+__all__ = ["Frozen", "freeze_fields", "freeze_value", "from_json_form", "hash_key_length", "to_json_form"]
 
 SHORT_HASH_KEY_LENGTH = 40
 LONG_HASH_KEY_LENGTH = 64
@@ -107,41 +107,7 @@ class Frozen(BaseModel):
     def _freeze_input(cls, data: Any) -> Any:
         if not isinstance(data, dict):
             raise TypeError(f"{cls.__name__} expects keyword fields, got {type(data).__name__}")
-        class_name = cls.__name__
-        given_class = data.get("class_", class_name)
-        if given_class != class_name:
-            raise ValueError(f"class_ must be {class_name!r} for {class_name}, got {_short_repr(given_class)}")
-        targets = cls._dict_targets
-        frozen: dict[str, Any] = {"class_": class_name}
-        for name, value in data.items():
-            value_type = type(value)
-            if type(name) is not str or not name.isascii() or "__hash_key" in name:
-                try:
-                    _check_key(name)
-                except _Unfreezable as exc:
-                    raise ValueError(f"field {_short_repr(name)}: {exc.reason}") from None
-            if (
-                (value_type is str and value.isascii())
-                or (value_type is int and -_SMALL_INT < value < _SMALL_INT)
-                or value is None
-                or value_type is bool
-            ):
-                frozen[name] = value
-                continue
-            try:
-                target = targets.get(name)
-                if target is not None and isinstance(value, dict):
-                    frozen[name] = target(**{key: _freeze(item) for key, item in _str_keyed(value).items()})
-                else:
-                    frozen[name] = _freeze(value)
-            except _Unfreezable as exc:
-                path = name if name.isidentifier() else f"[{name!r}]"
-                raise ValueError(f"field '{path}{exc.location()}': {exc.reason}") from None
-            except RecursionError:
-                raise ValueError(
-                    f"field {name!r}: the value is nested too deeply to be frozen (or refers to itself)"
-                ) from None
-        return frozen
+        return freeze_fields(cls, data)
 
     # ------------------------------------------------------------------ fields
 
@@ -315,6 +281,53 @@ _LONG_DIGEST_SLOT = Frozen.__dict__["_digest_with_long_keys"]
 # ====================================================================== freezing
 
 
+def freeze_fields(model_class: type[Frozen], data: dict[str, Any]) -> dict[str, Any]:
+    """
+    The fields `model_class(**data)` is validated with: `class_` first, then every field of `data` in its order,
+    its value frozen (a dict given for a declared field of a Frozen subclass becomes that class). What the model
+    keeps is these values. Raises ValueError naming the field and saying why a key or a value was refused.
+    """
+    class_name = model_class.__name__
+    given_class = data.get("class_", class_name)
+    if given_class != class_name:
+        raise ValueError(f"class_ must be {class_name!r} for {class_name}, got {_short_repr(given_class)}")
+    targets = model_class._dict_targets
+    frozen: dict[str, Any] = {"class_": class_name}
+    for name, value in data.items():
+        value_type = type(value)
+        if type(name) is not str or not name.isascii() or "__hash_key" in name:
+            try:
+                _check_key(name)
+            except _Unfreezable as exc:
+                raise ValueError(f"field {_short_repr(name)}: {exc.reason}") from None
+        if (
+            (value_type is str and value.isascii())
+            or (value_type is int and -_SMALL_INT < value < _SMALL_INT)
+            or value is None
+            or value_type is bool
+        ):
+            frozen[name] = value
+            continue
+        try:
+            target = targets.get(name)
+            if target is not None and isinstance(value, dict):
+                frozen[name] = target(**{key: _freeze(item) for key, item in _str_keyed(value).items()})
+            elif value_type is dict:
+                frozen[name] = _freeze_dict(value)
+            elif value_type is list or value_type is tuple:
+                frozen[name] = _freeze_items(value)
+            else:
+                frozen[name] = _freeze(value)
+        except _Unfreezable as exc:
+            path = name if name.isidentifier() else f"[{name!r}]"
+            raise ValueError(f"field '{path}{exc.location()}': {exc.reason}") from None
+        except RecursionError:
+            raise ValueError(
+                f"field {name!r}: the value is nested too deeply to be frozen (or refers to itself)"
+            ) from None
+    return frozen
+
+
 def freeze_value(value: Any, path: str, dict_class: type[Frozen] = Frozen) -> Any:
     """
     Return `value` frozen: dicts become `dict_class` models, lists and tuples become tuples.
@@ -357,24 +370,7 @@ def _freeze(value: Any) -> Any:
     if value_type is dict:
         return _freeze_dict(value)
     if value_type is tuple or value_type is list:
-        frozen: list[Any] = []
-        try:
-            for item in value:
-                item_type = type(item)
-                if (
-                    (item_type is str and item.isascii())
-                    or (item_type is int and -_SMALL_INT < item < _SMALL_INT)
-                    or (item_type is float and item - item == 0.0)
-                    or item_type is bool
-                    or item is None
-                ):
-                    frozen.append(item)
-                else:
-                    frozen.append(_freeze(item))
-        except _Unfreezable as exc:
-            exc.keys.append(f"[{len(frozen)}]")
-            raise
-        return tuple(frozen)
+        return _freeze_items(value)
     if value_type is str:
         if not value.isascii():
             _check_text(value)
@@ -408,49 +404,89 @@ def _freeze(value: Any) -> Any:
             raise _Unfreezable(_non_finite_reason(value))
         return value
     if isinstance(value, (list, tuple)):
-        return _freeze(list(value))
+        return _freeze_items(list(value))
     raise _Unfreezable(f"values of type {value_type.__name__} cannot be frozen ({_ALLOWED})")
 
 
+# The loops below keep the common values on their fast paths: an ASCII str, a small int, a finite float, a bool,
+# None, a dict or a list is frozen without a call to `_freeze`, which has the rules for everything else.
+
+
+def _freeze_items(value: list[Any] | tuple[Any, ...]) -> tuple[Any, ...]:
+    frozen: list[Any] = []
+    try:
+        for item in value:
+            item_type = type(item)
+            if item_type is str:
+                if not item.isascii():
+                    _check_text(item)
+            elif item_type is int:
+                if not -_SMALL_INT < item < _SMALL_INT:
+                    item = _freeze(item)
+            elif item_type is dict:
+                item = _freeze_dict(item)
+            elif not (item_type is bool or item is None or (item_type is float and item - item == 0.0)):
+                item = _freeze(item)
+            frozen.append(item)
+    except _Unfreezable as exc:
+        exc.keys.append(f"[{len(frozen)}]")
+        raise
+    return tuple(frozen)
+
+
 def _freeze_dict(value: dict[Any, Any]) -> Frozen:
-    fields: dict[str, Any] = {"class_": "Frozen"}
+    extra: dict[str, Any] = {}
     key = None
     try:
         for key, item in value.items():
             if type(key) is not str or not key.isascii() or "__hash_key" in key:
                 _check_key(key)
             item_type = type(item)
-            if (
-                (item_type is str and item.isascii())
-                or (item_type is int and -_SMALL_INT < item < _SMALL_INT)
-                or (item_type is float and item - item == 0.0)
-                or item_type is bool
-                or item is None
-            ):
-                fields[key] = item
-            else:
-                fields[key] = _freeze(item)
+            if item_type is str:
+                if not item.isascii():
+                    _check_text(item)
+            elif item_type is int:
+                if not -_SMALL_INT < item < _SMALL_INT:
+                    item = _freeze(item)
+            elif item_type is dict:
+                item = _freeze_dict(item)
+            elif item_type is list:
+                item = _freeze_items(item)
+            elif not (item_type is bool or item is None or (item_type is float and item - item == 0.0)):
+                item = _freeze(item)
+            extra[key] = item
     except _Unfreezable as exc:
         if exc.in_key:  # a bad key is named by the reason; the path ends at the dict holding it
             exc.in_key = False
         else:
             exc.keys.append(_key_path(key))
         raise
-    if "class_" in value and value["class_"] != "Frozen":
-        raise _Unfreezable(f"a nested dict cannot set class_ (got {_short_repr(value['class_'])})")
-    return _construct_frozen(fields)
+    if "class_" in extra:  # declared, not an extra field: only its own value is accepted
+        if value["class_"] != "Frozen":
+            raise _Unfreezable(f"a nested dict cannot set class_ (got {_short_repr(value['class_'])})")
+        del extra["class_"]
+    return _plain_frozen(extra)
 
 
-def _construct_frozen(fields: dict[str, Any]) -> Frozen:
-    """A plain Frozen from already frozen values, without validating them a second time."""
-    model = Frozen.__new__(Frozen)
-    extra = dict(fields)
-    del extra["class_"]
-    object.__setattr__(model, "__dict__", {"class_": "Frozen"})
-    object.__setattr__(model, "__pydantic_extra__", extra)
-    object.__setattr__(model, "__pydantic_fields_set__", set(fields))
-    object.__setattr__(model, "__pydantic_private__", None)
+def _plain_frozen(extra: dict[str, Any]) -> Frozen:
+    """
+    A plain Frozen holding `extra` (already frozen values, `class_` not among them), without validating them a
+    second time: the state pydantic's validation sets, written through the slots of BaseModel directly.
+    """
+    model = _new_object(Frozen)
+    _set_instance_dict(model, {"class_": "Frozen"})
+    _set_extra(model, extra)
+    _set_fields_set(model, {"class_", *extra})
+    _set_private(model, None)
     return model
+
+
+_new_object = object.__new__
+# the slot descriptors of BaseModel (`__dict__` and pydantic's three), found along the MRO
+_set_instance_dict, _set_extra, _set_fields_set, _set_private = (
+    next(klass.__dict__[name] for klass in Frozen.__mro__ if name in klass.__dict__).__set__
+    for name in ("__dict__", "__pydantic_extra__", "__pydantic_fields_set__", "__pydantic_private__")
+)
 
 
 def _str_keyed(value: dict[Any, Any]) -> dict[Any, Any]:
