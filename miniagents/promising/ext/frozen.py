@@ -465,16 +465,10 @@ def _freeze_dict(value: dict[Any, Any]) -> Frozen:
         if value["class_"] != "Frozen":
             raise _Unfreezable(f"a nested dict cannot set class_ (got {_short_repr(value['class_'])})")
         del extra["class_"]
-    return _plain_frozen(extra)
-
-
-def _plain_frozen(extra: dict[str, Any]) -> Frozen:
-    """
-    A plain Frozen holding `extra` (already frozen values, `class_` not among them), without validating them a
-    second time: the state pydantic's validation sets, written through the slots of BaseModel directly.
-    """
+    # the model without validating its values a second time: the state pydantic's validation sets, written
+    # through the slots of BaseModel directly
     model = _new_object(Frozen)
-    _set_instance_dict(model, {"class_": "Frozen"})
+    _set_instance_dict(model, _PLAIN_DICT)  # (shared: a frozen model never changes it)
     _set_extra(model, extra)
     _set_fields_set(model, {"class_", *extra})
     _set_private(model, None)
@@ -482,6 +476,7 @@ def _plain_frozen(extra: dict[str, Any]) -> Frozen:
 
 
 _new_object = object.__new__
+_PLAIN_DICT = {"class_": "Frozen"}  # the declared fields of every plain Frozen
 # the slot descriptors of BaseModel (`__dict__` and pydantic's three), found along the MRO
 _set_instance_dict, _set_extra, _set_fields_set, _set_private = (
     next(klass.__dict__[name] for klass in Frozen.__mro__ if name in klass.__dict__).__set__
@@ -806,7 +801,10 @@ def _written_as_they_are(values: Collection[Any]) -> bool:
         return True
     if not kinds <= _PLAIN_KINDS_AND_TUPLE:
         return False
-    return all(_written_as_they_are(value) for value in values if type(value) is tuple)
+    for value in values:  # the tuples: most hold only scalars (checked in C), the rest is looked into
+        if type(value) is tuple and not _PLAIN_KINDS.issuperset(map(type, value)) and not _written_as_they_are(value):
+            return False
+    return True
 
 
 def _referencing_value(value: Any, longer_hash_keys: bool) -> Any:
