@@ -95,12 +95,15 @@ class _Run:
 
 
 _Row = tuple[str, str, str]  # (hash_key, class_, serialized): one row of the messages table
-_Payload = Message | _Row | None
-"""What a queued write carries: a message whose row the writer thread reads (short keys), a row read
-in the persisting context (long keys), or None (only record the run)."""
-_Write = tuple[_Run, _Payload]
+_Group = tuple[_Run, list[_Row]]  # rows the writer stores for one run (the run is recorded even with none)
+# The queue carries, in order: a _Run (the payloads after it belong to that run), a Message (the writer reads
+# its row: short keys), a _Row (read in the persisting context: long keys), _RECORD_RUN (record the run even
+# without messages), a flush's Future, or _STOP. A run is queued only when it changes, so most hook calls queue
+# the message itself and allocate nothing: the objects a batch keeps alive are few (the garbage collector's full
+# collection, which walks every live object of the process, is not set off by a burst of messages).
 
 _STOP = object()
+_RECORD_RUN = object()
 _WRITTEN_CACHE_LIMIT = 200_000  # hash keys the writer remembers as stored; past it, it forgets (and re-checks)
 
 
@@ -139,6 +142,7 @@ class SQLiteMessageStore:
         self._on_commit = on_commit
         self._synchronous = synchronous
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._queued_run: _Run | None = None  # the run the payloads queued next belong to (guarded by _lock)
         self._runs: weakref.WeakKeyDictionary[PromisingContext, _Run] = weakref.WeakKeyDictionary()
         # the run looked up last, by the outermost context (a weak reference): most hook calls need no lock
         self._last_run: tuple[Callable[[], PromisingContext | None], _Run] = (_nothing, _Run(started_at=0.0))
@@ -168,24 +172,24 @@ class SQLiteMessageStore:
         """
         context = PromisingContext.get_current_or_none()
         if context is None:
-            self._put((_Run(started_at=time.time()), message))
+            self._put_for(_Run(started_at=time.time()), message)
             return
         if context.longer_hash_keys:
             self._queue_with_long_keys(self._run_of(context), message)
             return
-        self._put((self._run_of(context), message))  # the writer thread reads key and JSON (short keys there)
+        self._put_for(self._run_of(context), message)  # the writer thread reads key and JSON (short keys there)
 
     def attach(self, context: MiniAgents) -> None:
         """Persist every message of `context` (and of contexts nested in it) as one new run."""
         run = _Run(started_at=time.time())
-        self._put((run, None))
+        self._put_for(run, None)
 
         async def persist(promise: Promise[Any], message: Message) -> None:
             context = PromisingContext.get_current_or_none()
             if context is not None and context.longer_hash_keys:
                 self._queue_with_long_keys(run, message)
             else:
-                self._put((run, message))
+                self._put_for(run, message)
 
         context.on_persist_message(persist)
 
@@ -207,7 +211,7 @@ class SQLiteMessageStore:
         # read here, in the persisting context: long keys, nested ones too
         row = self._row_of(message, longer_hash_keys=True)
         if row is not None:
-            self._put((run, row))
+            self._put_for(run, row)
 
     def _row_of(self, message: Message, longer_hash_keys: bool) -> _Row | None:
         """
@@ -222,13 +226,25 @@ class SQLiteMessageStore:
             self._record_error(f"could not store {message!r:.120}: {type(exc).__name__}: {exc}")
             return None
 
-    def _put(self, item: Any) -> None:
+    def _put_for(self, run: _Run, payload: Message | _Row | None) -> None:
+        """Queue `payload` for `run` (None: only record the run), the run first if it is not the one queued last."""
         with self._lock:  # nothing may be queued behind _STOP: it would never be written (or released)
-            if self._closed:
-                raise MessageStoreError(f"the message store {self.path} is closed")
-            if self._writer_failure is not None:
-                raise MessageStoreError(f"the message store {self.path} stopped writing: {self._writer_failure}")
+            self._refuse_if_stopped()
+            if run is not self._queued_run:
+                self._queued_run = run
+                self._queue.put(run)
+            self._queue.put(_RECORD_RUN if payload is None else payload)
+
+    def _put(self, item: Any) -> None:
+        with self._lock:
+            self._refuse_if_stopped()
             self._queue.put(item)
+
+    def _refuse_if_stopped(self) -> None:
+        if self._closed:
+            raise MessageStoreError(f"the message store {self.path} is closed")
+        if self._writer_failure is not None:
+            raise MessageStoreError(f"the message store {self.path} stopped writing: {self._writer_failure}")
 
     # ------------------------------------------------------- flushing, closing
 
@@ -325,23 +341,33 @@ class SQLiteMessageStore:
 
     def _write_until_stopped(self, connection: sqlite3.Connection) -> None:
         written: set[str] = set()  # hash keys known to be stored
-        kept: list[tuple[_Run, _Row | None]] = []  # a batch that could not be committed: retried with the next one
+        kept: list[_Group] = []  # a batch that could not be committed: retried with the next one
         get, get_nowait = self._queue.get, self._queue.get_nowait
+        run: _Run | None = None  # the run of the payloads read next
         running = True
         while running:
-            writes = list(kept)
+            groups = kept
+            rows: list[_Row] | None = None  # the rows of `run` in this batch
             flushes: list[concurrent.futures.Future[None]] = []
             item = get()
             count = 0
             while True:
-                if type(item) is tuple:
-                    run, payload = item
-                    if isinstance(payload, Message):
-                        payload = self._row_of(payload, longer_hash_keys=False)
-                        if payload is None:
-                            item = None  # unstorable: left out (the error is recorded)
-                    if item is not None:
-                        writes.append((run, payload))
+                if isinstance(item, Message):
+                    row = self._row_of(item, longer_hash_keys=False)
+                    if row is not None:  # (else unstorable: left out, the error is recorded)
+                        if rows is None:
+                            rows = _new_group(groups, run)
+                        rows.append(row)
+                elif type(item) is tuple:
+                    if rows is None:
+                        rows = _new_group(groups, run)
+                    rows.append(item)
+                elif isinstance(item, _Run):
+                    run = item
+                    rows = None  # a group for it once it has a row
+                elif item is _RECORD_RUN:
+                    if rows is None:
+                        rows = _new_group(groups, run)
                 elif item is _STOP:
                     running = False
                 else:
@@ -356,43 +382,37 @@ class SQLiteMessageStore:
             if len(written) > _WRITTEN_CACHE_LIMIT:
                 written.clear()
             try:
-                kept = self._write_batch(connection, writes, written, last_attempt=not running)
+                kept = self._write_batch(connection, groups, written, last_attempt=not running)
             except Exception as exc:  # a bug here must not strand the flushes waiting below
                 kept = []
-                self._record_error(f"the writer failed on a batch of {len(writes)} item(s): {exc!r}")
+                count = sum(len(rows) for _, rows in groups)
+                self._record_error(f"the writer failed on a batch of {count} message(s): {exc!r}")
             for flush in flushes:
                 _release(flush)
 
     def _write_batch(
         self,
         connection: sqlite3.Connection,
-        writes: list[tuple[_Run, _Row | None]],
+        groups: list[_Group],
         written: set[str],
         last_attempt: bool,
-    ) -> list[tuple[_Run, _Row | None]]:
-        """Write one batch in one transaction, then tell `on_commit`; all or nothing. Returns the writes to retry."""
-        if not writes:
+    ) -> list[_Group]:
+        """Write one batch in one transaction, then tell `on_commit`; all or nothing. Returns the groups to retry."""
+        if not groups:
             return []
         new_rows: list[_Row] = []  # rows not known to be stored (INSERT OR IGNORE: stored ones stay as they are)
         new_runs: list[_Run] = []
-        links: list[tuple[int | None, str]] = []  # (run id, hash key): the run ids are set by now
         new_keys: list[str] = []
         try:
             connection.execute("BEGIN IMMEDIATE")
-            for run, row in writes:
-                run_id = run.id
-                if run_id is None:
-                    run_id = run.id = connection.execute(
-                        "INSERT INTO runs (started_at) VALUES (?)", (run.started_at,)
-                    ).lastrowid
+            for run, rows in groups:
+                if run.id is None:
+                    run.id = connection.execute("INSERT INTO runs (started_at) VALUES (?)", (run.started_at,)).lastrowid
                     new_runs.append(run)
-                if row is None:
-                    continue
-                hash_key = row[0]
-                if hash_key not in written:
-                    written.add(hash_key)
-                    new_rows.append(row)
-                links.append((run_id, hash_key))
+                for row in rows:
+                    if row[0] not in written:
+                        written.add(row[0])
+                        new_rows.append(row)
             if new_rows:
                 if self._on_commit is not None:
                     stored = _stored_keys(connection, [row[0] for row in new_rows])
@@ -400,8 +420,10 @@ class SQLiteMessageStore:
                 connection.executemany(
                     "INSERT OR IGNORE INTO messages (hash_key, class_, serialized) VALUES (?, ?, ?)", new_rows
                 )
-            if links:
-                connection.executemany("INSERT OR IGNORE INTO run_messages (run_id, hash_key) VALUES (?, ?)", links)
+            connection.executemany(  # (run id, hash key): made as they are written, none kept
+                "INSERT OR IGNORE INTO run_messages (run_id, hash_key) VALUES (?, ?)",
+                ((run.id, row[0]) for run, rows in groups for row in rows),
+            )
             connection.execute("COMMIT")
         except BaseException as exc:
             if connection.in_transaction:
@@ -412,13 +434,13 @@ class SQLiteMessageStore:
             if not isinstance(exc, sqlite3.Error):  # a bug, not the disk, the file or a lock
                 raise
             # the disk, the file or a lock, not a message: keep the batch for a retry
-            count = sum(row is not None for _, row in writes)
+            count = sum(len(rows) for _, rows in groups)
             if last_attempt:
                 self._record_error(f"{count} message(s) were not committed when the store closed: {exc!r}")
                 return []
             reason = _describe_sqlite_error(self.path, exc, self.busy_timeout)
             self._record_error(f"{reason}; {count} message(s) are kept and retried with the next batch")
-            return writes
+            return groups
         if new_keys and self._on_commit is not None:
             try:
                 self._on_commit(tuple(new_keys))
@@ -596,6 +618,15 @@ def _stored_keys(connection: sqlite3.Connection, hash_keys: list[str]) -> set[st
 
 
 _KEYS_PER_QUERY = 500  # below SQLite's smallest limit on bound parameters (999 before 3.32)
+
+
+def _new_group(groups: list[_Group], run: _Run | None) -> list[_Row]:
+    """The rows of a new group of `run` at the end of `groups` (a batch that began with its payloads)."""
+    if run is None:
+        raise AssertionError("a payload was queued before its run")
+    rows: list[_Row] = []
+    groups.append((run, rows))
+    return rows
 
 
 def _nothing() -> None:
