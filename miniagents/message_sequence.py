@@ -248,7 +248,7 @@ class MessageAppender(StreamAppender[Any]):
     async def _adeliver_out_of_order(self, sequence: MessageSequencePromise) -> None:
         writer = self._writer
         async for piece in sequence.raw_pieces():  # each message (or error) as soon as it is there
-            if writer.closed:
+            if writer.done:
                 return
             writer.send(piece)
 
@@ -271,7 +271,7 @@ class MessageAppender(StreamAppender[Any]):
     def _flatten_now(self, item: Any) -> None:
         """Flatten what is ready now; nested iterables use an explicit stack (any depth, no recursion)."""
         writer = self._writer
-        if writer.closed:  # cut (cancelled): nobody can receive it any more
+        if writer.done:  # cut (cancelled): nobody can receive it any more
             return
         send = writer.send
         stack: list[Iterator[Any]] = []
@@ -329,7 +329,7 @@ class MessageAppender(StreamAppender[Any]):
 
     def _forward_piece(self, piece: Any) -> None:
         writer = self._writer
-        if writer.closed:
+        if writer.done:
             return
         if isinstance(piece, (MessagePromise, BaseException)):
             writer.send(piece)

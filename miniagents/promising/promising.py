@@ -4,7 +4,8 @@ modules and are re-exported here: this is the public module path of all four).
 
 Vocabulary: a *resolver* computes a promise's whole value; a *streamer* produces the pieces of a streamed
 promise; a `StreamWriter` is the producer end of a stream fed by hand. The state of a stream lives in one
-place (`_StreamState`); the replayable `StreamedPromise` is its consumer end, the writer its producer end.
+place (`_StreamState`); the replayable `StreamedPromise` is its consumer end, the writer its producer end (a
+stream fed by hand keeps its state in its writer, a `_StreamState` itself).
 Consumers wait in a `ParkingLot`: one future per waiter (cancelling one waiter never disturbs the others),
 never polling.
 """
@@ -420,82 +421,75 @@ async def _replay(
             await state.await_more(index, home_loop)
 
 
-class _UnboundState(_StreamState):
-    """The state of a writer that feeds no promise yet: every use says so."""
-
-    __slots__ = ()
-
-    def append(self, piece: Any) -> None:
-        raise PromisingError("this StreamWriter is not the streamer of any StreamedPromise yet")
-
-    def end(self) -> None:
-        self.append(None)
-
-    def cancel(self, reason: str) -> None:
-        self.append(None)
-
-
-_UNBOUND = _UnboundState("unbound StreamWriter")
-
-
-class StreamWriter(Generic[PIECE]):
+class StreamWriter(_StreamState, Generic[PIECE]):
     """
     The producer end of a stream fed by hand: pass it as the `streamer` of a StreamedPromise, then
     `send()` pieces, `fail()` with an error piece, `close()`. Consumers replay what was sent.
+    (The writer is also where the state of that stream lives: one object per stream, not two.)
     """
 
-    __slots__ = ("_state",)
+    __slots__ = ("_bound",)
 
     def __init__(self) -> None:
-        self._state: _StreamState = _UNBOUND
+        _StreamState.__init__(self, "StreamWriter")
+        self._bound = False
 
-    def bind(self, state: _StreamState) -> None:
-        """Attach to the stream state of the promise this writer feeds (done by StreamedPromise)."""
-        if self._state is not _UNBOUND:
+    def bind(self, label: str) -> None:
+        """Become the state of the stream of a promise (`label`: what it is); done by StreamedPromise."""
+        if self._bound:
             raise PromisingError("a StreamWriter feeds one StreamedPromise only")
-        self._state = state
+        self._bound = True
+        self.label = label
 
     @property
     def closed(self) -> bool:
         """Whether the stream has ended (closed, failed or cancelled)."""
-        return self._state.done
+        return self.done
+
+    def _refuse(self, piece: Any) -> PromisingError:
+        if not self._bound:
+            return PromisingError("this StreamWriter is not the streamer of any StreamedPromise yet")
+        return PromisingError(f"cannot send {piece!r:.60}: the stream is closed")
 
     def send(self, piece: PIECE | BaseException) -> None:
         """Append a piece (an exception is a piece too: consumers get it raised at its position)."""
-        state = self._state
-        if state.done:
-            raise PromisingError(f"cannot send {piece!r:.60}: the stream is closed")
-        state.append(piece)
+        if self.done or not self._bound:
+            raise self._refuse(piece)
+        self.append(piece)
 
     def close(self) -> None:
         """End the stream (idempotent)."""
-        self._state.end()
+        if not self._bound:
+            raise self._refuse(None)
+        self.end()
 
     def fail(self, error: BaseException) -> None:
         """Append `error` as the last piece and end the stream (nothing happens if it already ended)."""
-        state = self._state
-        if not state.done:
-            state.append(error)
-            state.end()
+        if not self._bound:
+            raise self._refuse(error)
+        if not self.done:
+            self.append(error)
+            self.end()
 
     def cancel(self, reason: str) -> None:
         """End the stream with PromiseCancelledError(reason) at the cut, unless it already ended."""
-        self._state.cancel(reason)
+        if not self._bound:
+            raise self._refuse(None)
+        _StreamState.cancel(self, reason)
 
     def on_first_demand(self, callback: Callable[[], None] | None) -> None:
         """Call `callback()` once, when a consumer first waits for a piece that was not sent yet."""
-        state = self._state
-        if state is _UNBOUND:
-            state.append(None)  # raises: not bound yet
+        if not self._bound:
+            raise self._refuse(None)
         if callback is None:
-            state.demand = None
+            self.demand = None
             return
 
         def once() -> None:
-            state.demand = None
+            self.demand = None
             callback()
 
-        state.demand = once
+        self.demand = once
 
 
 class StreamedPromise(Promise[WHOLE], Generic[PIECE, WHOLE]):
@@ -516,7 +510,12 @@ class StreamedPromise(Promise[WHOLE], Generic[PIECE, WHOLE]):
         prefill_result: WHOLE | NoValue = NO_VALUE,
         start_asap: bool | Sentinel = DEFAULT,
     ) -> None:
-        state = self._state = _StreamState(type(self).__name__)
+        if isinstance(streamer, StreamWriter) and prefill_pieces is NO_VALUE:  # the writer is the stream's state
+            streamer.bind(type(self).__name__)
+            state: _StreamState = streamer
+        else:
+            state = _StreamState(type(self).__name__)
+        self._state = state
         self._streamer_function = streamer
         self._stream_aiter: AsyncIterator[PIECE] | None = None
         if prefill_pieces is not NO_VALUE:
@@ -527,8 +526,7 @@ class StreamedPromise(Promise[WHOLE], Generic[PIECE, WHOLE]):
                     break
             state.done = True
             self._stream_started = True
-        elif isinstance(streamer, StreamWriter):
-            streamer.bind(state)
+        elif state is streamer:
             self._stream_started = True  # the writer's owner produces; consumers only wait
         else:
             self._stream_started = False
@@ -558,10 +556,9 @@ class StreamedPromise(Promise[WHOLE], Generic[PIECE, WHOLE]):
         arguments): the stream is fed by `writer` only; nothing starts. Raises PromisingError if the writer
         already feeds a promise.
         """
-        state = _StreamState(cls.__name__)
-        writer.bind(state)
+        writer.bind(cls.__name__)  # (the writer is the state of the stream)
         promise = cls.__new__(cls)
-        cls._set_up(promise, context, state, writer, NO_VALUE)
+        cls._set_up(promise, context, writer, writer, NO_VALUE)
         return promise
 
     def _set_up(
