@@ -363,7 +363,7 @@ class AgentCall(TaskOwner):
         context = self.context
         merged = context.observers.merged  # (read directly: this runs for every call)
         if merged and (merged.get(PROMISE_RESOLVED) or merged.get(PERSIST_MESSAGE)):  # the graph is observed
-            context.start_asap(self._arecord_interaction(), log_level_for_errors=context.log_level_for_errors)
+            self._start_recording_interaction()
         self.releasable = True  # the call leaves its caller's subtree once nothing it owns still runs
         if not self._tasks and not self._children:  # (release_if_idle(), inlined)
             owner = self.parent_owner
@@ -376,8 +376,27 @@ class AgentCall(TaskOwner):
         except Exception as exc:  # an observer's bug must not break the agent: make it loud
             self.context.observers.log_failure("agent call done", callback, exc)
 
+    def _start_recording_interaction(self) -> None:
+        """
+        Resolve the AgentCallNode / AgentReplyNode of this call, so they reach the handlers: right now if the
+        input and the replies are all there (most calls), else in a context-level task once they are.
+        """
+        context = self.context
+        inputs = _resolved_messages_now(self.input_sequence)
+        replies = None if inputs is None else _resolved_messages_now(self._replies.sequence_promise)
+        if inputs is None or replies is None:
+            context.start_asap(self._arecord_interaction(), log_level_for_errors=context.log_level_for_errors)
+            return
+        try:
+            self._record_interaction(inputs, replies)
+        except Exception as exc:  # logged as the task would have logged it
+            context.logger.log(context.log_level_for_errors, "error in a background task: %r", exc, exc_info=exc)
+
     async def _arecord_interaction(self) -> None:
-        """Resolve the AgentCallNode / AgentReplyNode of this call, so they reach the handlers."""
+        inputs = await _aresolved_messages(self.input_sequence)
+        self._record_interaction(inputs, await _aresolved_messages(self._replies.sequence_promise))
+
+    def _record_interaction(self, inputs: tuple[Message, ...], replies: tuple[Message, ...]) -> None:
         metadata = dict(self.agent.interaction_metadata.frozen_fields_and_values())
         non_freezable = self.agent.non_freezable_kwargs
         for name, value in self._function_kwargs.items():
@@ -385,7 +404,7 @@ class AgentCall(TaskOwner):
                 metadata[f"kwarg_{name}" if name in _RESERVED_NODE_FIELDS else name] = value
         call_node = AgentCallNode(
             agent_alias=self.agent.alias,
-            messages=await _aresolved_messages(self.input_sequence),
+            messages=inputs,
             call_id=self.call_id,
             parent_call_id=self.parent.call_id if self.parent is not None else None,
             **metadata,
@@ -393,12 +412,29 @@ class AgentCall(TaskOwner):
         reply_node = AgentReplyNode(
             agent_alias=self.agent.alias,
             agent_call=call_node,
-            replies=await _aresolved_messages(self._replies.sequence_promise),
+            replies=replies,
             error=None if self.error is None else f"{type(self.error).__name__}: {self.error}",
         )
         # resolved promises of the nodes are what the resolution and persistence handlers observe
         call_node.as_promise  # noqa: B018
         reply_node.as_promise  # noqa: B018
+
+
+def _resolved_messages_now(sequence: MessageSequencePromise) -> tuple[Message, ...] | None:
+    """What `_aresolved_messages()` gives, if it can be had without waiting (the sequence and its messages are done)."""
+    pieces = sequence.pieces_if_done()
+    if pieces is None:
+        return None
+    messages = []
+    for piece in pieces:
+        if isinstance(piece, MessagePromise):
+            if not piece.done():
+                return None
+            try:
+                messages.append(piece.result_nowait())
+            except Exception:
+                continue
+    return tuple(messages)
 
 
 async def _aresolved_messages(sequence: MessageSequencePromise) -> tuple[Message, ...]:
