@@ -165,11 +165,11 @@ def _set_frozen_fields(message: Message, metadata: dict[str, Any]) -> bool:
         del extra["text"]
     if "text_template" in extra:
         del extra["text_template"]
-    _set_attribute(message, "__dict__", {"class_": "Message", "text": text, "text_template": text_template})
-    _set_attribute(message, "__pydantic_fields_set__", fields_set)
-    _set_attribute(message, "__pydantic_extra__", extra)
-    _set_attribute(message, "__pydantic_private__", None)
-    _set_attribute(message, "_as_promise_cache", None)
+    _set_instance_dict(message, {"class_": "Message", "text": text, "text_template": text_template})
+    _set_fields_set(message, fields_set)
+    _set_extra(message, extra)
+    _set_private(message, None)
+    _AS_PROMISE_CACHE.__set__(message, None)
     return True
 
 
@@ -177,6 +177,11 @@ _set_attribute = object.__setattr__  # (for what a frozen model sets on itself)
 _NO_EXTRA: dict[str, Any] = {}
 _NO_METADATA: dict[str, Any] = {}
 _AS_PROMISE_CACHE = Message.__dict__["_as_promise_cache"]
+# the slot descriptors of pydantic's BaseModel (`__dict__` and its three), set directly by `_set_frozen_fields`
+_set_instance_dict, _set_fields_set, _set_extra, _set_private = (
+    next(klass.__dict__[name] for klass in Message.__mro__ if name in klass.__dict__).__set__
+    for name in ("__dict__", "__pydantic_fields_set__", "__pydantic_extra__", "__pydantic_private__")
+)
 _PERSISTED = Message.__dict__["_persisted"]
 
 

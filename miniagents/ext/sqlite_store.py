@@ -353,11 +353,14 @@ class SQLiteMessageStore:
             count = 0
             while True:
                 if isinstance(item, Message):
-                    row = self._row_of(item, longer_hash_keys=False)
-                    if row is not None:  # (else unstorable: left out, the error is recorded)
+                    try:  # (`_row_of`, inline: once per message)
+                        serialized, hash_key = item.serialized_and_hash_key_for(False)
+                    except Exception:  # unstorable: left out, the error is recorded
+                        self._row_of(item, longer_hash_keys=False)
+                    else:
                         if rows is None:
                             rows = _new_group(groups, run)
-                        rows.append(row)
+                        rows.append((hash_key, item.class_, serialized))
                 elif type(item) is tuple:
                     if rows is None:
                         rows = _new_group(groups, run)

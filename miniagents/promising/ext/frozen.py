@@ -231,11 +231,20 @@ class Frozen(BaseModel):
         made once and the key its digest (remembered, like `hash_key_for`). For stores, which need both.
         Raises ValueError if the model cannot be serialized (a reference cycle set behind pydantic's back).
         """
-        text = self._serialized_text(longer_hash_keys)
+        if type(self).nested_by_hash_key:  # (a message: `_serialized_text` without its calls)
+            try:
+                text = _REFERENCING_TEXT[longer_hash_keys](_referencing_fields(self, longer_hash_keys))
+            except RecursionError:
+                text = self._serialized_text(longer_hash_keys)  # raises the ValueError that says why
+        else:
+            text = self._serialized_text(longer_hash_keys)
         # digested whether or not it was already: cheaper than asking (an unset slot raises AttributeError)
-        digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
-        object.__setattr__(self, "_digest_with_long_keys" if longer_hash_keys else "_digest", digest)
-        return text, digest if longer_hash_keys else digest[:SHORT_HASH_KEY_LENGTH]
+        digest = _sha256(text.encode("utf-8")).hexdigest()
+        if longer_hash_keys:
+            _LONG_DIGEST_SLOT.__set__(self, digest)
+            return text, digest
+        _DIGEST_SLOT.__set__(self, digest)
+        return text, digest[:SHORT_HASH_KEY_LENGTH]
 
     def hash_key_cached(self, longer_hash_keys: bool) -> bool:
         """Whether `hash_key_for(longer_hash_keys)` is computed already (reading it then costs nothing)."""
@@ -700,6 +709,7 @@ def _make_json_text(default: Callable[[Any], Any] | None = None) -> Callable[[An
 
 
 _json_text = _make_json_text()
+_sha256 = hashlib.sha256
 
 # The texts of models are written in one pass of the C encoder: each level of a model is made a dict by
 # `_inline_fields` / `_referencing_fields` (which also turn leaves into their forms), and the encoder calls
@@ -765,11 +775,18 @@ def _encoder_writes(items: tuple[Any, ...]) -> bool:
 def _referencing_fields(model: Frozen, longer_hash_keys: bool) -> dict[str, Any]:
     """One level of `model` for a referencing text: models `nested_by_hash_key` become hash keys."""
     data: dict[str, Any] = {}
-    own = model.__dict__
+    own = vars(model)  # (its __dict__, typed as a dict)
     if len(own) != len(type(model).__pydantic_fields__):  # `_x` attributes set by hand: not fields
         own = {name: value for name, value in own.items() if name[0] != "_"}
     extra = model.__pydantic_extra__
-    for name, value in (*own.items(), *extra.items()) if extra else own.items():
+    fields = {**own, **extra} if extra else own
+    kinds = set(map(type, fields.values()))
+    if kinds <= _JSON_SCALARS or (
+        kinds <= _SCALARS_AND_TUPLE
+        and all(_JSON_SCALARS.issuperset(map(type, value)) for value in fields.values() if type(value) is tuple)
+    ):
+        return fields  # only scalars and tuples of them, e.g. a text-only message (read by the encoder only)
+    for name, value in fields.items():
         value_type = type(value)
         if value_type in _JSON_SCALARS:
             data[name] = value
@@ -919,6 +936,7 @@ def _referenced_models_in(model: Frozen) -> Iterator[Frozen]:
 _JSON_SCALARS = frozenset((str, int, float, bool, type(None)))
 _PLAIN_KINDS = _JSON_SCALARS | {Frozen}  # what the encoder writes (a plain Frozen: through its callback)
 _PLAIN_KINDS_AND_TUPLE = _PLAIN_KINDS | {tuple}
+_SCALARS_AND_TUPLE = _JSON_SCALARS | {tuple}
 
 
 def _json_inline(model: Frozen) -> dict[str, Any]:
