@@ -324,7 +324,7 @@ def freeze_fields(model_class: type[Frozen], data: dict[str, Any]) -> dict[str, 
             elif value_type is dict:
                 frozen[name] = _freeze_dict(value)
             elif value_type is list or value_type is tuple:
-                frozen[name] = _freeze_items(value)
+                frozen[name] = _freeze_list(value)[0]
             else:
                 frozen[name] = _freeze(value)
         except _Unfreezable as exc:
@@ -379,7 +379,7 @@ def _freeze(value: Any) -> Any:
     if value_type is dict:
         return _freeze_dict(value)
     if value_type is tuple or value_type is list:
-        return _freeze_items(value)
+        return _freeze_list(value)[0]
     if value_type is str:
         if not value.isascii():
             _check_text(value)
@@ -413,7 +413,7 @@ def _freeze(value: Any) -> Any:
             raise _Unfreezable(_non_finite_reason(value))
         return value
     if isinstance(value, (list, tuple)):
-        return _freeze_items(list(value))
+        return _freeze_list(list(value))[0]
     raise _Unfreezable(f"values of type {value_type.__name__} cannot be frozen ({_ALLOWED})")
 
 
@@ -421,8 +421,10 @@ def _freeze(value: Any) -> Any:
 # None, a dict or a list is frozen without a call to `_freeze`, which has the rules for everything else.
 
 
-def _freeze_items(value: list[Any] | tuple[Any, ...]) -> tuple[Any, ...]:
+def _freeze_list(value: list[Any] | tuple[Any, ...]) -> tuple[tuple[Any, ...], bool]:
+    """The items frozen, and whether the encoder writes them as they are (see `_written_as_they_are`)."""
     frozen: list[Any] = []
+    plain = True
     try:
         for item in value:
             item_type = type(item)
@@ -436,15 +438,23 @@ def _freeze_items(value: list[Any] | tuple[Any, ...]) -> tuple[Any, ...]:
                 item = _freeze_dict(item)
             elif not (item_type is bool or item is None or (item_type is float and item - item == 0.0)):
                 item = _freeze(item)
+                if plain:
+                    plain = _written_as_it_is(item)
             frozen.append(item)
     except _Unfreezable as exc:
         exc.keys.append(f"[{len(frozen)}]")
         raise
-    return tuple(frozen)
+    return tuple(frozen), plain
+
+
+def _written_as_it_is(value: Any) -> bool:
+    value_type = type(value)
+    return value_type in _PLAIN_KINDS or (value_type is tuple and _written_as_they_are(value))
 
 
 def _freeze_dict(value: dict[Any, Any]) -> Frozen:
     extra: dict[str, Any] = {}
+    plain = True  # whether the encoder writes every value as it is
     key = None
     try:
         for key, item in value.items():
@@ -460,9 +470,13 @@ def _freeze_dict(value: dict[Any, Any]) -> Frozen:
             elif item_type is dict:
                 item = _freeze_dict(item)
             elif item_type is list:
-                item = _freeze_items(item)
+                item, items_plain = _freeze_list(item)
+                if not items_plain:
+                    plain = False
             elif not (item_type is bool or item is None or (item_type is float and item - item == 0.0)):
                 item = _freeze(item)
+                if plain:
+                    plain = _written_as_it_is(item)
             extra[key] = item
     except _Unfreezable as exc:
         if exc.in_key:  # a bad key is named by the reason; the path ends at the dict holding it
@@ -475,9 +489,10 @@ def _freeze_dict(value: dict[Any, Any]) -> Frozen:
             raise _Unfreezable(f"a nested dict cannot set class_ (got {_short_repr(value['class_'])})")
         del extra["class_"]
     # the model without validating its values a second time: the state pydantic's validation sets, written
-    # through the slots of BaseModel directly
+    # through the slots of BaseModel directly; which of two equal shared dicts it gets says whether the encoder
+    # writes its values as they are (a frozen model never changes its __dict__)
     model = _new_object(Frozen)
-    _set_instance_dict(model, _PLAIN_DICT)  # (shared: a frozen model never changes it)
+    _set_instance_dict(model, _PLAIN_DICT if plain else _FROZEN_DICT)
     _set_extra(model, extra)
     _set_fields_set(model, {"class_", *extra})
     _set_private(model, None)
@@ -485,7 +500,8 @@ def _freeze_dict(value: dict[Any, Any]) -> Frozen:
 
 
 _new_object = object.__new__
-_PLAIN_DICT = {"class_": "Frozen"}  # the declared fields of every plain Frozen
+_PLAIN_DICT = {"class_": "Frozen"}  # the declared fields of a nested dict whose values the encoder writes as they are
+_FROZEN_DICT = {"class_": "Frozen"}  # the same, of any other nested dict
 # the slot descriptors of BaseModel (`__dict__` and pydantic's three), found along the MRO
 _set_instance_dict, _set_extra, _set_fields_set, _set_private = (
     next(klass.__dict__[name] for klass in Frozen.__mro__ if name in klass.__dict__).__set__
@@ -840,7 +856,7 @@ def _make_referencing_default(longer_hash_keys: bool) -> Callable[[Any], Any]:
     def referencing_default(value: Any) -> Any:
         if type(value) is Frozen:  # a nested dict: every field but class_ is an extra one
             extra = value.__pydantic_extra__
-            if extra is not None and _written_as_they_are(extra.values()):
+            if extra is not None and (value.__dict__ is _PLAIN_DICT or _written_as_they_are(extra.values())):
                 return {"class_": "Frozen", **extra}
             return _referencing_fields(value, longer_hash_keys)
         if isinstance(value, Frozen):
