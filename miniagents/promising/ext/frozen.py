@@ -796,12 +796,8 @@ def _referencing_fields(model: Frozen, longer_hash_keys: bool) -> dict[str, Any]
         own = {name: value for name, value in own.items() if name[0] != "_"}
     extra = model.__pydantic_extra__
     fields = {**own, **extra} if extra else own
-    kinds = set(map(type, fields.values()))
-    if kinds <= _JSON_SCALARS or (
-        kinds <= _SCALARS_AND_TUPLE
-        and all(_JSON_SCALARS.issuperset(map(type, value)) for value in fields.values() if type(value) is tuple)
-    ):
-        return fields  # only scalars and tuples of them, e.g. a text-only message (read by the encoder only)
+    if _written_as_they_are(fields.values()):
+        return fields  # e.g. a text-only message (read by the encoder only, which calls back for plain models)
     for name, value in fields.items():
         value_type = type(value)
         if value_type in _JSON_SCALARS:
@@ -952,7 +948,6 @@ def _referenced_models_in(model: Frozen) -> Iterator[Frozen]:
 _JSON_SCALARS = frozenset((str, int, float, bool, type(None)))
 _PLAIN_KINDS = _JSON_SCALARS | {Frozen}  # what the encoder writes (a plain Frozen: through its callback)
 _PLAIN_KINDS_AND_TUPLE = _PLAIN_KINDS | {tuple}
-_SCALARS_AND_TUPLE = _JSON_SCALARS | {tuple}
 
 
 def _json_inline(model: Frozen) -> dict[str, Any]:
