@@ -803,7 +803,7 @@ def _referencing_fields(model: Frozen, longer_hash_keys: bool) -> dict[str, Any]
         if value_type in _JSON_SCALARS:
             data[name] = value
         elif value_type is tuple:
-            if value and all(isinstance(item, Frozen) and type(item).nested_by_hash_key for item in value):
+            if value and _all_nested_by_hash_key(value):
                 data[f"{name}__hash_keys"] = [reference_key(item, longer_hash_keys) for item in value]
             else:
                 data[name] = value if _encoder_writes(value) else _referencing_value(value, longer_hash_keys)
@@ -817,6 +817,13 @@ def _referencing_fields(model: Frozen, longer_hash_keys: bool) -> dict[str, Any]
         else:
             data[name] = _json_leaf(value)
     return data
+
+
+def _all_nested_by_hash_key(items: tuple[Any, ...]) -> bool:
+    for item in items:
+        if not (isinstance(item, Frozen) and type(item).nested_by_hash_key):
+            return False
+    return True
 
 
 def _written_as_they_are(values: Collection[Any]) -> bool:
