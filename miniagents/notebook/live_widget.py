@@ -112,7 +112,8 @@ class LiveWidget(anywidget.AnyWidget):
         """`entity` (with `id` and `take_events()`) has something new for the front end: flush it soon."""
         self._dirty[entity.id] = entity
         self._state_stale = True
-        self._request_flush()
+        if self._flush_handle is None:
+            self._request_flush()
 
     def _start(self, coroutine: Coroutine[Any, Any, Any]) -> None:
         """Run a coroutine that feeds this widget as a task the widget owns (cancelled by `close()`)."""
@@ -200,6 +201,8 @@ class LiveWidget(anywidget.AnyWidget):
 
     def close(self) -> None:
         """Stop feeding this widget and close it in the page."""
+        if "_tasks" not in self.__dict__:
+            return  # (a subclass's __init__ refused its arguments before this one ran: nothing to stop)
         for task in list(self._tasks):
             task.cancel()
         if self._flush_handle is not None:

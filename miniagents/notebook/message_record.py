@@ -25,6 +25,8 @@ from miniagents.notebook.rendering import (
 
 _NOT_METADATA = frozenset({"text", "text_template"})
 _TOOL_RESULT_FIELDS = ("tool_call_id", "tool_name", "is_error")
+# values that Frozen's JSON writes as they are and that read back as the very same value (a Frozen's float is finite)
+_JSON_AS_IS = frozenset({str, int, float, bool, type(None)})
 
 
 class MessageRecord:
@@ -52,7 +54,7 @@ class MessageRecord:
         metadata = promise.preliminary_metadata
         self.header = MessageHeader.from_metadata(metadata, fallback_sender)
         # a tool result is known as one from its first token on; tool calls and error messages once resolved
-        self.form = MessageForm.of({name: getattr(metadata, name, None) for name in _TOOL_RESULT_FIELDS})
+        self.form = MessageForm.of({name: metadata.get(name) for name in _TOOL_RESULT_FIELDS})
         self._chunks: list[str] = []
         self._flushed_chunks = 0  # how many chunks the front end has received
         self.delta_seq = 0  # how many text deltas the front end has received
@@ -61,7 +63,7 @@ class MessageRecord:
         self.hash_key: str | None = None
         self.metadata: dict[str, Any] | None = None
         self.html: str | None = None
-        self.changed: dict[str, Any] = self.fields()
+        self.changed: dict[str, Any] | None = None  # the fields the front end lacks (None: all of them, it has none)
 
     # ------------------------------------------------------------ producing
 
@@ -106,20 +108,23 @@ class MessageRecord:
         text = self.text
         self.status = "done"
         self.hash_key = message.hash_key
-        serialized = json.loads(message.serialized)  # JSON values (dates, UUIDs... in their JSON forms)
-        self.metadata = {k: _plain(v) for k, v in serialized.items() if k not in _NOT_METADATA}
+        self.metadata = _metadata_of(message)
         self.html = render_markdown(text)
-        self.changed.update(status="done", hash_key=self.hash_key, metadata=self.metadata, html=self.html)
         form = MessageForm.of(self.metadata, message)
+        changed = self.changed
         if form != self.form:
             self.form = form
-            self.changed["form"] = form.as_fields()
-        self.changed["tokens"] = self.tokens
+            if changed is not None:
+                changed["form"] = form.as_fields()
+        if changed is not None:
+            changed.update(status="done", hash_key=self.hash_key, metadata=self.metadata, html=self.html)
+            changed["tokens"] = self.tokens
 
     def _fail(self, error: BaseException) -> None:
         self.status = "failed"
         self.error = describe_error(error)
-        self.changed.update(status="failed", error=self.error, tokens=self.tokens)
+        if self.changed is not None:
+            self.changed.update(status="failed", error=self.error, tokens=self.tokens)
 
     # ------------------------------------------------------------ reading
 
@@ -140,13 +145,18 @@ class MessageRecord:
     def take_events(self) -> list[list[Any]]:
         """The events the front end lacks: a text delta first, then changed fields; marks them as sent."""
         events: list[list[Any]] = []
+        changed = self.changed
         if len(self._chunks) > self._flushed_chunks:
             events.append(["text", self.id, self.delta_seq, "".join(self._chunks[self._flushed_chunks :])])
             self._flushed_chunks = len(self._chunks)
             self.delta_seq += 1
-            self.changed.setdefault("tokens", self.tokens)
-        if self.changed:
-            events.append(["message", self.id, self.changed])
+            if changed is not None:
+                changed.setdefault("tokens", self.tokens)
+        if changed is None:  # its first events: every field
+            events.append(["message", self.id, self.fields()])
+            self.changed = {}
+        elif changed:
+            events.append(["message", self.id, changed])
             self.changed = {}
         return events
 
@@ -172,6 +182,21 @@ class MessageRecord:
 
     def to_html(self) -> str:
         return message_block_html(self.header, self.text, self.status, self.error, None, self.form)
+
+
+def _metadata_of(message: Message) -> dict[str, Any]:
+    """The metadata fields of `message` (all but its text) as JSON values, keys sorted (its serialized form)."""
+    fields = []
+    for name, value in message.frozen_fields_and_values(exclude_class=False):
+        if type(value) not in _JSON_AS_IS:
+            break
+        if name not in _NOT_METADATA:
+            fields.append((name, value))
+    else:  # only values whose JSON reads back as the very same value: no need to make the JSON and parse it
+        fields.sort()
+        return dict(fields)
+    serialized = json.loads(message.serialized)  # JSON values (dates, UUIDs... in their JSON forms)
+    return {k: _plain(v) for k, v in serialized.items() if k not in _NOT_METADATA}
 
 
 def _plain(value: Any) -> Any:

@@ -30,6 +30,7 @@ from markdown_it.utils import EnvType, OptionsDict
 from miniagents import PromiseCancelledError
 from miniagents.notebook import assets
 from miniagents.notebook.message_forms import TEXT, TEXT_FORM, MessageForm
+from miniagents.promising.ext.frozen import Frozen
 
 _SCHEME = re.compile(r"^\s*([a-zA-Z][a-zA-Z0-9+.\-]*):")
 _ALLOWED_SCHEMES = frozenset({"http", "https", "mailto"})
@@ -76,10 +77,16 @@ def _create_markdown_renderer() -> MarkdownIt:
 
 _MARKDOWN = _create_markdown_renderer()
 
+# One line that markdown can only render as itself in a paragraph: a letter first (no list, heading or block
+# marker), no markup or escaping character, no trailing space (which markdown strips)
+_PLAIN_LINE = re.compile(r"[A-Za-z][A-Za-z0-9 ,.;:?!'()/-]*(?<! )")
+
 
 @lru_cache(maxsize=512)
 def render_markdown(text: str) -> str:
     """Markdown to HTML that is safe to insert into the page (no raw HTML, no script URLs, no images)."""
+    if _PLAIN_LINE.fullmatch(text) is not None:
+        return f"<p>{text}</p>\n"  # what markdown-it renders it as, without parsing (most short replies)
     return _MARKDOWN.render(text)
 
 
@@ -137,7 +144,7 @@ class MessageHeader:
     @classmethod
     def from_metadata(cls, metadata: Any, fallback_sender: str | None = None) -> MessageHeader:
         """From a message's (preliminary) metadata: a Frozen / Message or a dict."""
-        get = metadata.get if isinstance(metadata, dict) else lambda name: getattr(metadata, name, None)
+        get = metadata.get if isinstance(metadata, (dict, Frozen)) else lambda name: getattr(metadata, name, None)
         alias, role, model = get("agent_alias"), get("role"), get("model")
         sender = alias or fallback_sender or role or "MESSAGE"
         return cls(

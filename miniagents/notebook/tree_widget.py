@@ -51,6 +51,9 @@ _FOLD_TO = 0.75  # a fold keeps this share of max_calls (so folding is amortised
 
 # a call's status as the tree shows it: 'waiting' is a call standing for a person, waiting for them to type
 _OPEN = ("pending", "running", "waiting")
+_ID_LISTS = ("inputs", "replies", "children")
+_NO_USAGE = ModelUsage()  # (immutable: shared by every call that has none)
+_JSON_AS_IS = frozenset({str, int, bool, type(None)})  # kwarg values whose JSON reads back as the very same value
 
 
 class CallRecord:
@@ -92,8 +95,8 @@ class CallRecord:
         self.observed = False
         self.following = 0  # sequences (inputs, replies) still being read
         self.failed_inside = 0  # calls below this one that failed (folded ones included)
-        self.own_usage = ModelUsage()  # the providers' usage of the replies this call produced
-        self.subtree_usage = ModelUsage()  # ... and of every call below it
+        self.own_usage = _NO_USAGE  # the providers' usage of the replies this call produced
+        self.subtree_usage = _NO_USAGE  # ... and of every call below it
         self.folded: FoldedCalls | None = None  # its calls folded away by the bounded window
         # an agent function may return while its replies still stream (an LLM call does exactly that):
         # the call shows as running until every reply has resolved
@@ -160,7 +163,7 @@ class CallRecord:
         """Add a message / error record id to `inputs` or `replies`, or a call id to `children`."""
         ids = getattr(self, part)
         ids.append(record_id)
-        self.changed[part] = list(ids)
+        self.changed[part] = ids  # (copied when the events are taken: a list growing by thousands is copied once)
 
     def usage_fields(self) -> dict[str, Any]:
         own, subtree = self.own_usage, self.subtree_usage
@@ -170,9 +173,14 @@ class CallRecord:
         }
 
     def take_events(self) -> list[list[Any]]:
-        if not self.changed:
+        changed = self.changed
+        if not changed:
             return []
-        changed, self.changed = self.changed, {}
+        self.changed = {}
+        for part in _ID_LISTS:
+            ids = changed.get(part)
+            if ids is not None:
+                changed[part] = list(ids)
         return [["call", self.id, changed]]
 
     def snapshot(self) -> dict[str, Any]:
@@ -295,6 +303,7 @@ class MessageTree(LiveWidget):
         self._summary = _Summary()
         self._folded_call_ids: list[int] = []  # AgentCall.call_id of every folded call (to load them from a store)
         self._watched_people: set[int] = set()  # id() of the agents standing for a person we get news from
+        self._call_done = self._on_call_done  # (one bound method for every call's done callback)
         self._attached = True
         _observers_of(self.context).add(self)
         self._mark_changed(self._summary)
@@ -337,7 +346,7 @@ class MessageTree(LiveWidget):
             self._mark_changed(self._roots)
         self._mark_changed(record)
         self._watch_person(call)
-        call.add_done_callback(lambda _: self._on_call_done(record))
+        call.add_done_callback(self._call_done)
         try:
             asyncio.get_running_loop().call_soon(self._observe_if_started, record)
         except RuntimeError:  # pragma: no cover - agent calls need a running loop
@@ -384,9 +393,11 @@ class MessageTree(LiveWidget):
         if record.status != "pending":
             self._observe(record)
 
-    def _on_call_done(self, record: CallRecord) -> None:
-        self._refresh(record)
-        self._observe(record)
+    def _on_call_done(self, call: AgentCall) -> None:
+        record = self._by_call.get(id(call))
+        if record is not None and record.call is call:  # (a folded call is done already)
+            self._refresh(record)
+            self._observe(record)
 
     def _refresh(self, record: CallRecord) -> None:
         was = record.status
@@ -409,34 +420,84 @@ class MessageTree(LiveWidget):
             return
         record.observed = True
         record.following = 2
-        self._start(self._afollow(record, "inputs", record.call.input_sequence))
-        self._start(self._afollow(record, "replies", record.call.replies))
+        call = record.call
+        self._follow(record, "inputs", call.input_sequence)
+        self._follow(record, "replies", call.replies)
+
+    def _follow(self, record: CallRecord, part: str, sequence: MessageSequencePromise) -> None:
+        """Take the pieces of a call's `part` (inputs, replies) as they come: synchronously, without a task."""
+        pieces = sequence.pieces_if_done()
+        # inputs complete already are taken at once; replies always through a task, whose turn dates the end of
+        # the call's replies (`replies_done_at`), as the timeline shows it
+        if part == "inputs" and pieces is not None:
+            promises: list[tuple[MessagePromise, str]] = []
+            for piece in pieces:
+                self._take_piece(record, part, piece, promises)
+            self._sequence_ended(record, part, promises)
+            return
+        self._start(self._afollow(record, part, sequence))
 
     async def _afollow(self, record: CallRecord, part: str, sequence: MessageSequencePromise) -> None:
-        message_promises: list[tuple[MessagePromise, str]] = []
+        """Take the pieces of a sequence still being produced, as they come."""
+        promises: list[tuple[MessagePromise, str]] = []
+        ended = False
         try:
             async for piece in apieces(sequence):
-                if isinstance(piece, MessagePromise):
-                    message_record, _ = self._record_for(piece)
-                    self._promise_keys[message_record.id] = id(piece)
-                    message_promises.append((piece, message_record.id))
-                    record.append(part, message_record.id)
-                    self._place(message_record.id, record, part)
-                elif part == "inputs" or piece is not record.call.error:  # the call's own error shows on it
-                    error_record = self._error_record(piece)
-                    record.append(part, error_record.id)
-                    self._place(error_record.id, record, part)
-                self._mark_changed(record)
-            if part == "replies":
-                for message_promise, message_id in message_promises:
-                    with contextlib.suppress(Exception):  # a failed reply shows as an error record already
-                        self._count_usage(message_id, await message_promise)
+                self._take_piece(record, part, piece, promises)
+            ended = True
         finally:
-            if part == "replies":
-                record.replies_done_at = time.perf_counter()
-            record.following -= 1
-            if record.id in self._calls:
-                self._refresh(record)
+            if ended:
+                self._sequence_ended(record, part, promises)
+            else:
+                self._followed(record, part)
+
+    def _take_piece(
+        self, record: CallRecord, part: str, piece: Any, promises: list[tuple[MessagePromise, str]]
+    ) -> None:
+        if isinstance(piece, MessagePromise):
+            message_record, _ = self._record_for(piece)
+            message_id = message_record.id
+            self._promise_keys[message_id] = id(piece)
+            promises.append((piece, message_id))
+            record.append(part, message_id)
+            self._place(message_id, record, part)
+        elif part == "inputs" or piece is not record.call.error:  # the call's own error shows on it
+            error_record = self._error_record(piece)
+            record.append(part, error_record.id)
+            self._place(error_record.id, record, part)
+        self._mark_changed(record)
+
+    def _sequence_ended(self, record: CallRecord, part: str, promises: list[tuple[MessagePromise, str]]) -> None:
+        """Every piece of a followed sequence was taken: count the replies' usage once they resolve, then done."""
+        if part == "replies" and promises:
+            if not all(promise.done() for promise, _ in promises):
+                self._start(self._acount_usage(record, promises))
+                return
+            for promise, message_id in promises:
+                try:
+                    message = promise.result_nowait()
+                except Exception:  # a failed reply shows as an error record already
+                    continue
+                except BaseException:  # (a cancelled reply: as when awaiting it, nothing after it is counted)
+                    break
+                self._count_usage(message_id, message)
+        self._followed(record, part)
+
+    async def _acount_usage(self, record: CallRecord, promises: list[tuple[MessagePromise, str]]) -> None:
+        try:
+            for message_promise, message_id in promises:
+                with contextlib.suppress(Exception):  # a failed reply shows as an error record already
+                    self._count_usage(message_id, await message_promise)
+        finally:
+            self._followed(record, "replies")
+
+    def _followed(self, record: CallRecord, part: str) -> None:
+        if part == "replies":
+            record.replies_done_at = time.perf_counter()
+        record.following -= 1
+        # (the end of the inputs changes nothing shown while the replies are still followed)
+        if (part == "replies" or record.following == 0) and record.id in self._calls:
+            self._refresh(record)
 
     # ------------------------------------------------------------ homes and usage
 
@@ -491,6 +552,8 @@ class MessageTree(LiveWidget):
     def _fold(self) -> None:
         """Fold the oldest finished subtrees until `_FOLD_TO` of `max_calls` calls are kept."""
         keep = int(self.max_calls * _FOLD_TO)
+        shrunk: dict[str, CallRecord] = {}  # kept parents some of whose children were folded, by id
+        folded_roots: set[str] = set()
         for record in list(self._calls.values()):
             if len(self._calls) <= keep:
                 break
@@ -499,7 +562,16 @@ class MessageTree(LiveWidget):
             subtree = self._subtree(record)
             if subtree is None:
                 continue  # something below it still runs
-            self._fold_subtree(record, subtree)
+            self._fold_subtree(record, subtree, shrunk, folded_roots)
+        for parent in shrunk.values():  # each shrunk list is rebuilt once, however many calls left it
+            if parent.id in self._calls:
+                parent.children = [child for child in parent.children if child in self._calls]
+                parent.changed["children"] = parent.children
+                self._mark_changed(parent)
+        if folded_roots:
+            self._roots.ids = [root for root in self._roots.ids if root not in folded_roots]
+            self._mark_changed(self._roots)
+        self._mark_changed(self._summary)
 
     def _subtree(self, record: CallRecord) -> list[CallRecord] | None:
         """The record and every kept call below it, if they are all done (else None)."""
@@ -512,7 +584,9 @@ class MessageTree(LiveWidget):
             pending.extend(self._calls[child] for child in current.children if child in self._calls)
         return found
 
-    def _fold_subtree(self, record: CallRecord, subtree: list[CallRecord]) -> None:
+    def _fold_subtree(
+        self, record: CallRecord, subtree: list[CallRecord], shrunk: dict[str, CallRecord], folded_roots: set[str]
+    ) -> None:
         folded = FoldedCalls(
             calls=len(subtree) + sum(r.folded.calls for r in subtree if r.folded is not None),
             failed=(record.status == "failed") + record.failed_inside,
@@ -522,27 +596,24 @@ class MessageTree(LiveWidget):
         parent = record.parent
         if parent is not None and parent.id in self._calls:
             parent.folded = folded if parent.folded is None else parent.folded + folded
-            parent.children.remove(record.id)
-            parent.changed.update(children=list(parent.children), folded=parent.folded.as_dict())
-            self._mark_changed(parent)
+            parent.changed["folded"] = parent.folded.as_dict()
+            shrunk[parent.id] = parent  # (its `children` are rebuilt once the fold is over)
         else:
             self._summary.folded = folded if self._summary.folded is None else self._summary.folded + folded
-            with contextlib.suppress(ValueError):
-                self._roots.ids.remove(record.id)
-            self._mark_changed(self._roots)
+            folded_roots.add(record.id)
         forgotten = self._summary.forgotten
+        dirty = self._dirty
         for each in subtree:
             del self._calls[each.id]
             self._by_call.pop(id(each.call), None)
             self._open.pop(each.id, None)
             self._folded_call_ids.append(each.call.call_id)
-            self._dirty.pop(each.id, None)
+            dirty.pop(each.id, None)
             forgotten["calls"].append(each.id)
             for part in ("inputs", "replies"):
                 for message_id in getattr(each, part):
                     if self._unplace(message_id, each, part):
                         forgotten["messages"].append(message_id)
-        self._mark_changed(self._summary)
 
     def _unplace(self, message_id: str, record: CallRecord, part: str) -> bool:
         """One place of `message_id` was folded away; forget the message if it was the last. True if forgotten."""
@@ -659,6 +730,10 @@ def show_tree(context: MiniAgents | None = None, **kwargs: Any) -> MessageTree:
 
 
 def _jsonable_kwargs(call: AgentCall) -> dict[str, Any]:
+    kwargs = call.function_kwargs
+    if all(type(value) in _JSON_AS_IS and (type(value) is not str or value.isascii()) for value in kwargs.values()):
+        # what the JSON of their Frozen reads back as, without making it: the same values, keys sorted
+        return {key: kwargs[key] for key in sorted(kwargs) if key != "class_"}
     try:
         return {k: v for k, v in json.loads(Frozen(**call.function_kwargs).serialized).items() if k != "class_"}
     except Exception:  # kwargs are validated as freezable by the core; this is only a safety net

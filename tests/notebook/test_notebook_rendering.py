@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from html_inspection import assert_inert, live_markup
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from miniagents import Message, MiniAgents, miniagent
 from miniagents.notebook import MessageStreamWidget, is_safe_url, render_markdown
-from miniagents.notebook.rendering import MessageHeader, message_block_text
+from miniagents.notebook.message_record import _metadata_of, _plain
+from miniagents.notebook.rendering import _MARKDOWN, MessageHeader, message_block_text
 
 MALICIOUS_REPLY = (
     "Look: <img src=x onerror=alert(1)> and <script>alert(2)</script>\n\n"
@@ -101,3 +106,34 @@ def test_text_block_marks_streaming_and_failed_messages() -> None:
     header = MessageHeader(sender="A")
     assert message_block_text(header, "partial", "streaming") == "A:\npartial\n[streaming...]"
     assert message_block_text(header, "", "failed", "ValueError: boom") == "A:\n[failed: ValueError: boom]"
+
+
+_PLAIN_ALPHABET = "aZ09 ,.;:?!'()/-_*#>&<\"`[]\n\t\\|~=+é"
+
+
+@given(st.text(alphabet=_PLAIN_ALPHABET, max_size=30))
+@settings(max_examples=400, deadline=None)
+def test_render_markdown_renders_every_text_as_markdown_it_does(text: str) -> None:
+    # (a plain one-line text skips the parser: the HTML must be exactly the parser's)
+    assert render_markdown(text) == _MARKDOWN.render(text)
+
+
+_METADATA_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=5).filter(lambda text: not any(0xD800 <= ord(char) <= 0xDFFF for char in text)),
+    st.lists(st.integers(), max_size=2),
+    st.dictionaries(st.sampled_from(["a", "b"]), st.integers(), max_size=2),
+)
+
+
+@given(st.dictionaries(st.sampled_from(["role", "model", "zeta", "alpha", "n", "nested"]), _METADATA_VALUES))
+@settings(max_examples=200, deadline=None)
+def test_message_metadata_is_its_serialized_json_without_the_text(fields: dict[str, object]) -> None:
+    message = Message(text="hi", **fields)
+    expected = {k: _plain(v) for k, v in json.loads(message.serialized).items() if k not in ("text", "text_template")}
+    metadata = _metadata_of(message)
+    assert metadata == expected
+    assert list(metadata) == list(expected)  # (the same order: sorted keys)
