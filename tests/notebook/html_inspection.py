@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
+from typing import Any
 
 from miniagents.notebook.assets import static_stylesheet
 
@@ -60,3 +61,33 @@ def assert_inert(html: str) -> None:
     for url in markup.urls:
         scheme = url.split(":", 1)[0].strip().lower() if ":" in url.split("/", 1)[0] else ""
         assert scheme in ("", "http", "https", "mailto"), url
+
+
+class _Elements(HTMLParser):
+    """Every element of an HTML string as [tag, class, text inside it, attributes], in document order."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.open: list[list[Any]] = []
+        self.found: list[list[Any]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        entry = [tag, dict(attrs).get("class") or "", "", dict(attrs)]
+        self.open.append(entry)
+        self.found.append(entry)
+
+    def handle_endtag(self, tag: str) -> None:
+        while self.open and self.open.pop()[0] != tag:
+            pass
+
+    def handle_data(self, data: str) -> None:
+        for entry in self.open:
+            entry[2] += data
+
+
+def elements(html: str, css_class: str) -> list[tuple[str, str, dict[str, str | None]]]:
+    """(tag, text, attributes) of each element of `html` having `css_class`."""
+    parser = _Elements()
+    parser.feed(without_own_stylesheet(html))
+    parser.close()
+    return [(tag, text, attrs) for tag, classes, text, attrs in parser.found if css_class in classes.split()]

@@ -7,10 +7,8 @@ ErrorMessage at its position among the replies, and the stream and chat widgets 
 from __future__ import annotations
 
 import asyncio
-from html.parser import HTMLParser
-from typing import Any
 
-from html_inspection import assert_inert, without_own_stylesheet
+from html_inspection import assert_inert, elements
 
 from miniagents import InteractionContext, Message, MiniAgents, miniagent
 from miniagents.notebook import ChatWidget, MessageStreamWidget
@@ -31,36 +29,6 @@ async def researcher(ctx: InteractionContext) -> None:
 
 
 EXPECTED_KINDS = [None, "error", None]  # (a plain message block has no data-kind)
-
-
-class _Elements(HTMLParser):
-    """Every element of an HTML string as [tag, class, text inside it, attributes], in document order."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.open: list[list[Any]] = []
-        self.found: list[list[Any]] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        entry = [tag, dict(attrs).get("class") or "", "", dict(attrs)]
-        self.open.append(entry)
-        self.found.append(entry)
-
-    def handle_endtag(self, tag: str) -> None:
-        while self.open and self.open.pop()[0] != tag:
-            pass
-
-    def handle_data(self, data: str) -> None:
-        for entry in self.open:
-            entry[2] += data
-
-
-def elements(html: str, css_class: str) -> list[tuple[str, str, dict[str, str | None]]]:
-    """(tag, text, attributes) of each element of `html` having `css_class`."""
-    parser = _Elements()
-    parser.feed(without_own_stylesheet(html))
-    parser.close()
-    return [(tag, text, attrs) for tag, classes, text, attrs in parser.found if css_class in classes.split()]
 
 
 def kinds_and_texts(html: str) -> tuple[list[str | None], list[str]]:

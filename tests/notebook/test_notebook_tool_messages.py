@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-from html.parser import HTMLParser
 from typing import Any
 
-from html_inspection import assert_inert, live_markup, without_own_stylesheet
+from html_inspection import assert_inert, elements, live_markup, without_own_stylesheet
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -59,36 +58,6 @@ async def _research_widget() -> MessageStreamWidget:
     widget = MessageStreamWidget(llm.inquire("octopus"))
     await asyncio.wait_for(widget.adone(), TIMEOUT)
     return widget
-
-
-class _Elements(HTMLParser):
-    """The elements of an HTML string as (tag, class, text inside it), in document order."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.open: list[list[Any]] = []
-        self.found: list[list[Any]] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        entry = [tag, dict(attrs).get("class") or "", "", dict(attrs)]
-        self.open.append(entry)
-        self.found.append(entry)
-
-    def handle_endtag(self, tag: str) -> None:
-        while self.open and self.open.pop()[0] != tag:
-            pass
-
-    def handle_data(self, data: str) -> None:
-        for entry in self.open:
-            entry[2] += data
-
-
-def elements(html: str, css_class: str) -> list[tuple[str, str, dict[str, str | None]]]:
-    """(tag, text, attributes) of each element of `html` having `css_class`."""
-    parser = _Elements()
-    parser.feed(without_own_stylesheet(html))
-    parser.close()
-    return [(tag, text, attrs) for tag, classes, text, attrs in parser.found if css_class in classes.split()]
 
 
 # ------------------------------------------------------------------------------------------- stream widget
