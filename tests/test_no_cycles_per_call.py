@@ -1,0 +1,49 @@
+"""
+A finished agent call is freed by reference counting, not left for the garbage collector: with thousands of calls
+alive in a fan-out, cyclic garbage per call means full collections that walk every live object.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+
+from miniagents import InteractionContext, MiniAgents, miniagent
+from miniagents.agent_call import AgentCall
+from miniagents.message_sequence import MessageAppender
+
+
+@miniagent
+async def leaf(ctx: InteractionContext, i: int) -> None:
+    ctx.reply(f"reply {i}")
+
+
+@miniagent
+async def fan_out(ctx: InteractionContext, n: int) -> None:
+    for i in range(n):
+        ctx.reply(leaf.inquire(i=i))
+
+
+@miniagent
+async def nest(ctx: InteractionContext, depth: int) -> None:
+    ctx.reply(nest.inquire(depth=depth - 1) if depth else "bottom")
+
+
+async def _run() -> int:
+    async with MiniAgents():
+        replies = await fan_out.inquire(n=50).aresolve_messages()
+        replies += await nest.inquire(depth=30).aresolve_messages()
+    return len(replies)
+
+
+def test_finished_agent_calls_leave_no_cyclic_garbage() -> None:
+    gc.collect()
+    was_enabled = gc.isenabled()
+    gc.disable()  # whatever is left in the heap now is only there because something still refers to it
+    try:
+        assert asyncio.run(_run()) == 51
+        leftovers = [o for o in gc.get_objects() if isinstance(o, (AgentCall, MessageAppender))]
+        assert leftovers == [], f"{len(leftovers)} calls / appenders left for the garbage collector"
+    finally:
+        if was_enabled:
+            gc.enable()
