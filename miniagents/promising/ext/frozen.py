@@ -109,6 +109,62 @@ class Frozen(BaseModel):
             raise TypeError(f"{cls.__name__} expects keyword fields, got {type(data).__name__}")
         return freeze_fields(cls, data)
 
+    # ------------------------------------------------------------ equality
+
+    def __eq__(self, other: object) -> bool:
+        """
+        pydantic's equality (the same class, equal fields and extra fields: `1 == 1.0`), with nested models
+        compared by a loop instead of recursion, so that reference chains of any depth compare.
+        """
+        if not isinstance(other, BaseModel):
+            return NotImplemented
+        if type(other) is not type(self):
+            return False
+        mine = _compared_fields(self)
+        if _SCALAR_TYPES.issuperset(map(type, mine.values())):  # nothing nested (most models): compared in C
+            return mine == _compared_fields(other)
+        pairs: list[tuple[Any, Any]] = [(self, other)]
+        while pairs:
+            left, right = pairs.pop()
+            if left is right:
+                continue
+            if isinstance(left, Frozen):
+                if type(right) is not type(left):
+                    return False
+                left_fields, right_fields = _compared_fields(left), _compared_fields(right)
+                if left_fields.keys() != right_fields.keys():
+                    return False
+                pairs.extend((value, right_fields[name]) for name, value in left_fields.items())
+            elif type(left) is tuple:
+                if type(right) is not tuple or len(left) != len(right):
+                    return False
+                pairs.extend(zip(left, right, strict=True))
+            elif isinstance(right, Frozen) or left != right:
+                return False
+        return True
+
+    def __hash__(self) -> int:
+        """
+        A hash over the declared fields (as pydantic's; equal models hash alike), nested models hashed by a
+        loop instead of recursion, so that reference chains of any depth hash.
+        """
+        parts = _hashed_parts(self)
+        if _SCALAR_TYPES.issuperset(map(type, parts)):  # nothing nested (most models)
+            return hash((type(self), parts))
+        hashes: dict[int, int] = {}  # id of a model or tuple below -> its hash (they are alive meanwhile)
+        stack: list[tuple[Any, bool]] = [(self, False)]
+        while stack:
+            value, children_done = stack.pop()
+            parts = _hashed_parts(value)
+            if not children_done:
+                stack.append((value, True))
+                stack.extend((part, False) for part in parts if _hashed_by_parts(part) and id(part) not in hashes)
+                continue
+            hashes[id(value)] = hash(
+                (type(value), tuple(hashes[id(part)] if _hashed_by_parts(part) else part for part in parts))
+            )
+        return hashes[id(self)]
+
     # ------------------------------------------------------------------ fields
 
     def frozen_fields(self) -> tuple[str, ...]:
@@ -279,6 +335,30 @@ class Frozen(BaseModel):
             field = fields.get(name)
             if field is None or field.is_required() or value != field.default:
                 yield name, value
+
+
+def _compared_fields(model: Frozen) -> dict[str, Any]:
+    """What equality compares: the fields (not `_x` attributes set by hand) and the extra fields."""
+    own = vars(model)  # (its __dict__, typed as a dict)
+    if any(name[0] == "_" for name in own):
+        own = {name: value for name, value in own.items() if name[0] != "_"}
+    extra = model.__pydantic_extra__
+    return {**own, **extra} if extra else own
+
+
+_SCALAR_TYPES = frozenset((str, int, float, bool, type(None)))
+
+
+def _hashed_by_parts(value: Any) -> bool:
+    return isinstance(value, Frozen) or type(value) is tuple
+
+
+def _hashed_parts(value: Any) -> tuple[Any, ...]:
+    """What the hash of a model (its declared fields, as pydantic's) or a tuple (its items) is made of."""
+    if type(value) is tuple:
+        return value
+    own = value.__dict__
+    return tuple(own[name] for name in type(value).__pydantic_fields__ if name in own)
 
 
 _FROZEN_JSON_DATA = Frozen._json_data
