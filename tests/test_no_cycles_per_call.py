@@ -36,13 +36,19 @@ async def _run() -> int:
     return len(replies)
 
 
+def _calls_and_appenders() -> list[object]:
+    return [o for o in gc.get_objects() if isinstance(o, (AgentCall, MessageAppender))]
+
+
 def test_finished_agent_calls_leave_no_cyclic_garbage() -> None:
     gc.collect()
+    held_before = _calls_and_appenders()  # (other tests' objects still referred to: held, so no id is reused)
+    known = {id(o) for o in held_before}
     was_enabled = gc.isenabled()
-    gc.disable()  # whatever is left in the heap now is only there because something still refers to it
+    gc.disable()  # whatever this run leaves in the heap is only there because something still refers to it
     try:
         assert asyncio.run(_run()) == 51
-        leftovers = [o for o in gc.get_objects() if isinstance(o, (AgentCall, MessageAppender))]
+        leftovers = [o for o in _calls_and_appenders() if id(o) not in known]
         assert leftovers == [], f"{len(leftovers)} calls / appenders left for the garbage collector"
     finally:
         if was_enabled:
