@@ -223,8 +223,11 @@ class SQLiteMessageStore:
             serialized, hash_key = message.serialized_and_hash_key_for(longer_hash_keys)
             return hash_key, message.class_, serialized
         except Exception as exc:  # e.g. text with lone surrogates (set behind pydantic's back): this message only
-            self._record_error(f"could not store {message!r:.120}: {type(exc).__name__}: {exc}")
+            self._record_unstorable(message, exc)
             return None
+
+    def _record_unstorable(self, message: Message, exc: Exception) -> None:
+        self._record_error(f"could not store {message!r:.120}: {type(exc).__name__}: {exc}")
 
     def _put_for(self, run: _Run, payload: Message | _Row | None) -> None:
         """Queue `payload` for `run` (None: only record the run), the run first if it is not the one queued last."""
@@ -355,8 +358,8 @@ class SQLiteMessageStore:
                 if isinstance(item, Message):
                     try:  # (`_row_of`, inline: once per message)
                         serialized, hash_key = item.serialized_and_hash_key_for(False)
-                    except Exception:  # unstorable: left out, the error is recorded
-                        self._row_of(item, longer_hash_keys=False)
+                    except Exception as exc:  # unstorable: left out, the error is recorded
+                        self._record_unstorable(item, exc)
                     else:
                         if rows is None:
                             rows = _new_group(groups, run)
