@@ -14,6 +14,7 @@ from miniagents.promising.ext.frozen import (
     hash_key_length,
     reference_key,
     referenced_models_below,
+    set_model_state,
 )
 from miniagents.promising.ownership import current_owner_var
 from miniagents.promising.promising import StreamedPromise
@@ -49,11 +50,11 @@ class Message(Frozen):
             if len(metadata) == 1 and type(text) is str and text.isascii():
                 # the commonest message of all (an agent replying a string): nothing to validate or freeze, so set
                 # exactly what validation would have set (a property test holds the two ways equal)
-                _set_attribute(self, "__dict__", {"class_": "Message", "text": text, "text_template": None})
-                _set_attribute(self, "__pydantic_fields_set__", {"class_", "text"})
-                _set_attribute(self, "__pydantic_extra__", _NO_EXTRA)  # (shared: a frozen model never changes it)
-                _set_attribute(self, "__pydantic_private__", None)
-                _set_attribute(self, "_as_promise_cache", None)  # (as_promise then finds no promise without an error)
+                # (the extra fields shared: a frozen model never changes them)
+                set_model_state(
+                    self, {"class_": "Message", "text": text, "text_template": None}, _NO_EXTRA, {"class_", "text"}
+                )
+                _AS_PROMISE_CACHE.__set__(self, None)  # (as_promise then finds no promise without an error)
                 return
             if _set_frozen_fields(self, metadata):
                 return
@@ -165,10 +166,7 @@ def _set_frozen_fields(message: Message, metadata: dict[str, Any]) -> bool:
         del extra["text"]
     if "text_template" in extra:
         del extra["text_template"]
-    _set_instance_dict(message, {"class_": "Message", "text": text, "text_template": text_template})
-    _set_fields_set(message, fields_set)
-    _set_extra(message, extra)
-    _set_private(message, None)
+    set_model_state(message, {"class_": "Message", "text": text, "text_template": text_template}, extra, fields_set)
     _AS_PROMISE_CACHE.__set__(message, None)
     return True
 
@@ -177,11 +175,6 @@ _set_attribute = object.__setattr__  # (for what a frozen model sets on itself)
 _NO_EXTRA: dict[str, Any] = {}
 _NO_METADATA: dict[str, Any] = {}
 _AS_PROMISE_CACHE = Message.__dict__["_as_promise_cache"]
-# the slot descriptors of pydantic's BaseModel (`__dict__` and its three), set directly by `_set_frozen_fields`
-_set_instance_dict, _set_fields_set, _set_extra, _set_private = (
-    next(klass.__dict__[name] for klass in Message.__mro__ if name in klass.__dict__).__set__
-    for name in ("__dict__", "__pydantic_fields_set__", "__pydantic_extra__", "__pydantic_private__")
-)
 _PERSISTED = Message.__dict__["_persisted"]
 
 

@@ -52,7 +52,15 @@ from pydantic import BaseModel, ConfigDict, model_validator
 
 from miniagents.promising.promising import PromisingContext
 
-__all__ = ["Frozen", "freeze_fields", "freeze_value", "from_json_form", "hash_key_length", "to_json_form"]
+__all__ = [
+    "Frozen",
+    "freeze_fields",
+    "freeze_value",
+    "from_json_form",
+    "hash_key_length",
+    "set_model_state",
+    "to_json_form",
+]
 
 SHORT_HASH_KEY_LENGTH = 40
 LONG_HASH_KEY_LENGTH = 64
@@ -120,9 +128,9 @@ class Frozen(BaseModel):
             return NotImplemented
         if type(other) is not type(self):
             return False
-        mine = _compared_fields(self)
-        if _SCALAR_TYPES.issuperset(map(type, mine.values())):  # nothing nested (most models): compared in C
-            return mine == _compared_fields(other)
+        mine = _field_values(self)
+        if _JSON_SCALARS.issuperset(map(type, mine.values())):  # nothing nested (most models): compared in C
+            return mine == _field_values(other)
         pairs: list[tuple[Any, Any]] = [(self, other)]
         while pairs:
             left, right = pairs.pop()
@@ -131,7 +139,7 @@ class Frozen(BaseModel):
             if isinstance(left, Frozen):
                 if type(right) is not type(left):
                     return False
-                left_fields, right_fields = _compared_fields(left), _compared_fields(right)
+                left_fields, right_fields = _field_values(left), _field_values(right)
                 if left_fields.keys() != right_fields.keys():
                     return False
                 pairs.extend((value, right_fields[name]) for name, value in left_fields.items())
@@ -149,7 +157,7 @@ class Frozen(BaseModel):
         loop instead of recursion, so that reference chains of any depth hash.
         """
         parts = _hashed_parts(self)
-        if _SCALAR_TYPES.issuperset(map(type, parts)):  # nothing nested (most models)
+        if _JSON_SCALARS.issuperset(map(type, parts)):  # nothing nested (most models)
             return hash((type(self), parts))
         hashes: dict[int, int] = {}  # id of a model or tuple below -> its hash (they are alive meanwhile)
         stack: list[tuple[Any, bool]] = [(self, False)]
@@ -337,16 +345,13 @@ class Frozen(BaseModel):
                 yield name, value
 
 
-def _compared_fields(model: Frozen) -> dict[str, Any]:
-    """What equality compares: the fields (not `_x` attributes set by hand) and the extra fields."""
+def _field_values(model: Frozen) -> dict[str, Any]:
+    """The fields of `model` (not `_x` attributes set by hand on the instance) and its extra fields, by name."""
     own = vars(model)  # (its __dict__, typed as a dict)
-    if any(name[0] == "_" for name in own):
+    if len(own) != len(type(model).__pydantic_fields__):  # `_x` attributes set by hand: not fields
         own = {name: value for name, value in own.items() if name[0] != "_"}
     extra = model.__pydantic_extra__
     return {**own, **extra} if extra else own
-
-
-_SCALAR_TYPES = frozenset((str, int, float, bool, type(None)))
 
 
 def _hashed_by_parts(value: Any) -> bool:
@@ -572,10 +577,7 @@ def _freeze_dict(value: dict[Any, Any]) -> Frozen:
     # through the slots of BaseModel directly; which of two equal shared dicts it gets says whether the encoder
     # writes its values as they are (a frozen model never changes its __dict__)
     model = _new_object(Frozen)
-    _set_instance_dict(model, _PLAIN_DICT if plain else _FROZEN_DICT)
-    _set_extra(model, extra)
-    _set_fields_set(model, {"class_", *extra})
-    _set_private(model, None)
+    set_model_state(model, _PLAIN_DICT if plain else _FROZEN_DICT, extra, {"class_", *extra})
     return model
 
 
@@ -587,6 +589,18 @@ _set_instance_dict, _set_extra, _set_fields_set, _set_private = (
     next(klass.__dict__[name] for klass in Frozen.__mro__ if name in klass.__dict__).__set__
     for name in ("__dict__", "__pydantic_extra__", "__pydantic_fields_set__", "__pydantic_private__")
 )
+
+
+def set_model_state(model: Frozen, fields: dict[str, Any], extra: dict[str, Any], fields_set: set[str]) -> None:
+    """
+    Set on `model` the state pydantic's validation sets (its declared `fields`, its `extra` fields, the names
+    given), through BaseModel's slots directly: for quick constructors whose values are frozen already (by
+    `freeze_fields`) and which must end exactly where validation does. The dicts are kept, not copied.
+    """
+    _set_instance_dict(model, fields)
+    _set_extra(model, extra)
+    _set_fields_set(model, fields_set)
+    _set_private(model, None)
 
 
 def _str_keyed(value: dict[Any, Any]) -> dict[Any, Any]:
@@ -871,11 +885,7 @@ def _encoder_writes(items: tuple[Any, ...]) -> bool:
 def _referencing_fields(model: Frozen, longer_hash_keys: bool) -> dict[str, Any]:
     """One level of `model` for a referencing text: models `nested_by_hash_key` become hash keys."""
     data: dict[str, Any] = {}
-    own = vars(model)  # (its __dict__, typed as a dict)
-    if len(own) != len(type(model).__pydantic_fields__):  # `_x` attributes set by hand: not fields
-        own = {name: value for name, value in own.items() if name[0] != "_"}
-    extra = model.__pydantic_extra__
-    fields = {**own, **extra} if extra else own
+    fields = _field_values(model)
     if _written_as_they_are(fields.values()):
         return fields  # e.g. a text-only message (read by the encoder only, which calls back for plain models)
     for name, value in fields.items():
