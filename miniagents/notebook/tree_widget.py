@@ -425,7 +425,7 @@ class MessageTree(LiveWidget):
         self._follow(record, "replies", call.replies)
 
     def _follow(self, record: CallRecord, part: str, sequence: MessageSequencePromise) -> None:
-        """Take the pieces of a call's `part` (inputs, replies) as they come: synchronously, without a task."""
+        """Take the pieces of a call's `part` (inputs, replies) as they come: at once if complete, else in a task."""
         pieces = sequence.pieces_if_done()
         # inputs complete already are taken at once; replies always through a task, whose turn dates the end of
         # the call's replies (`replies_done_at`), as the timeline shows it
