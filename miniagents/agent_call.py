@@ -182,11 +182,8 @@ class AgentCall(TaskOwner):
                 self._input.close()
         self._replies = MessageAppender(capture_errors=True, start_asap=start_asap).open()
         if start_asap:  # (self._start_function(), inlined: this runs for every call)
-            task = self._task = asyncio.get_running_loop().create_task(self._arun())
-            if context.loop is None:
-                context.loop = task.get_loop()
-            context.tasks_in_flight.add(task)
-            task.add_done_callback(self._function_task_done, context=context.callback_context)
+            self._task = task = asyncio.get_running_loop().create_task(self._arun())
+            context.track_task(task, self)
         else:
             self._replies.on_first_demand(self._start_on_demand)
         if context.observers.merged:
@@ -264,9 +261,8 @@ class AgentCall(TaskOwner):
 
     def _start_function(self) -> None:
         # the function task is held apart from the owned-task set (the call's own lifetime is `finished_at`)
-        task = self._task = asyncio.get_running_loop().create_task(self._arun())
-        self.context.count_task(task)
-        task.add_done_callback(self._function_task_done, context=self.context.callback_context)  # (also inlined above)
+        self._task = task = asyncio.get_running_loop().create_task(self._arun())
+        self.context.track_task(task, self)  # (also inlined above)
 
     def cancel(self, sparing: asyncio.Task[Any] | None = None) -> bool:
         """
@@ -341,9 +337,11 @@ class AgentCall(TaskOwner):
             self.error = cancelled
         self._replies.fail(self.error)
 
-    def _function_task_done(self, task: asyncio.Task[Any]) -> None:
+    def task_ended(self, task: asyncio.Task[Any]) -> None:
         """However the function task ended (cancelled before its first step too), the call gets an end."""
-        self.context.tasks_in_flight.discard(task)
+        if task is not self._task:  # a task this call owns (see TaskOwner.start())
+            super().task_ended(task)
+            return
         self._task = None  # the task's context holds this call (as the current owner): no cycle left behind
         if self.finished_at is None:
             if task.cancelled():

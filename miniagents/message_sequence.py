@@ -279,7 +279,7 @@ class MessageAppender(StreamAppender[Any]):
             if self._pending:  # something before this item must be awaited: queue it to keep the order
                 self._pending.append(item)
             elif type(item) is str:
-                send(Message(text=item).as_promise)
+                send(MessagePromise.of_text(item))
             elif isinstance(item, MessagePromise):
                 send(item)
             elif isinstance(item, StreamedPromise):
@@ -457,7 +457,7 @@ def _as_message_promise_or_error(item: Any) -> MessagePromise | BaseException:
         return item
     try:
         if isinstance(item, str):
-            return Message(text=item).as_promise
+            return MessagePromise.of_text(item)
         if isinstance(item, Message):
             return item.as_promise
         if isinstance(item, dict):

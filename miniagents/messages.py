@@ -48,12 +48,7 @@ class Message(Frozen):
             text = metadata.get("text")
         if type(self) is Message:
             if len(metadata) == 1 and type(text) is str and text.isascii():
-                # the commonest message of all (an agent replying a string): nothing to validate or freeze, so set
-                # exactly what validation would have set (a property test holds the two ways equal)
-                # (the extra fields shared: a frozen model never changes them)
-                set_model_state(
-                    self, {"class_": "Message", "text": text, "text_template": None}, _NO_EXTRA, {"class_", "text"}
-                )
+                _set_text_only(self, text)
                 _AS_PROMISE_CACHE.__set__(self, None)  # (as_promise then finds no promise without an error)
                 return
             if _set_frozen_fields(self, metadata):
@@ -123,11 +118,10 @@ class Message(Frozen):
             owner = current_owner_var.get()
             if owner is not None and promise.context is owner.context:
                 return promise
-        text = self.text
-        if text is None:  # its text (e.g. a JSON rendering) is only computed if somebody iterates the tokens
+        if self.text is None:  # its text (e.g. a JSON rendering) is only computed if somebody iterates the tokens
             promise = MessagePromise(prefill_message=self)  # resolved in (and observed by) the active context
         else:
-            promise = MessagePromise.of_message(self, text)
+            promise = MessagePromise.of_message(self)
         _set_attribute(self, "_as_promise_cache", promise)
         return promise
 
@@ -171,8 +165,19 @@ def _set_frozen_fields(message: Message, metadata: dict[str, Any]) -> bool:
     return True
 
 
+def _set_text_only(message: Message, text: str) -> None:
+    """
+    Set on a plain Message what validation sets for `Message(text=text)`, `text` an ASCII str: the commonest message of
+    all (an agent replying a string) has nothing to validate or freeze (a property test holds the two ways equal).
+    The extra fields and the set of given names are shared: a frozen model never changes them.
+    """
+    set_model_state(message, {"class_": "Message", "text": text, "text_template": None}, _NO_EXTRA, _TEXT_ONLY_GIVEN)
+
+
+_new_message = Message.__new__
 _set_attribute = object.__setattr__  # (for what a frozen model sets on itself)
 _NO_EXTRA: dict[str, Any] = {}
+_TEXT_ONLY_GIVEN = {"class_", "text"}
 _NO_METADATA: dict[str, Any] = {}
 _AS_PROMISE_CACHE = Message.__dict__["_as_promise_cache"]
 _PERSISTED = Message.__dict__["_persisted"]
@@ -256,11 +261,26 @@ class MessagePromise(StreamedPromise[str, Message]):
         super().__init__(start_asap=start_asap)
 
     @classmethod
-    def of_message(cls, message: Message, text: str) -> MessagePromise:
-        """The resolved promise of `message` (whose text is `text`), in the active context: the quick way."""
-        promise = cls.completed((text,), message)
+    def of_message(cls, message: Message) -> MessagePromise:
+        """The resolved promise of `message` (which has a text), in the active context: the quick way."""
+        promise = cls.completed(None, message)  # (its one token, the text, is only made into a stream if asked)
         cls._set_up_resolved(promise)
         return promise
+
+    @classmethod
+    def of_text(cls, text: str) -> MessagePromise:
+        """`Message(text=text).as_promise`, the quickest way (the commonest reply of all: an agent replying a str)."""
+        if type(text) is not str or not text.isascii():
+            return Message(text=text).as_promise
+        message = _new_message(Message)
+        _set_text_only(message, text)
+        promise = cls.completed(None, message)
+        cls._set_up_resolved(promise)
+        _AS_PROMISE_CACHE.__set__(message, promise)
+        return promise
+
+    def _pieces_of_result(self) -> tuple[str, ...]:
+        return (self._result.text,)  # (a resolved promise of a message with a text: see of_message())
 
     def _set_up_resolved(self) -> None:
         self._message_class = Message
@@ -304,10 +324,11 @@ class MessagePromise(StreamedPromise[str, Message]):
             yield token
 
     async def _resolver(self) -> Message:
-        if not self._state.done:
+        state = self.stream_state
+        if not state.done:
             async for _ in self:
                 pass
-        pieces = self._state.pieces
+        pieces = state.pieces
         try:
             text = "".join(pieces)
         except TypeError:
@@ -320,7 +341,7 @@ class MessagePromise(StreamedPromise[str, Message]):
     def __repr__(self) -> str:
         if self._result is not NO_VALUE:
             return f"<MessagePromise of {self._result!r}>"
-        return f"<MessagePromise {self._preliminary_metadata!r} {'streamed' if self._state.done else 'streaming'}>"
+        return f"<MessagePromise {self._preliminary_metadata!r} {'streamed' if self.stream_done else 'streaming'}>"
 
 
 class MessageSequencePromise(StreamedPromise[MessagePromise, tuple[MessagePromise, ...]]):

@@ -687,3 +687,33 @@ def test_a_message_is_the_same_as_pydantic_validation_makes_it_or_refused_with_i
     assert message.model_dump() == validated.model_dump() and message.serialize() == validated.serialize()
     assert message.serialized == validated.serialized and message.hash_key == validated.hash_key
     assert repr(message) == repr(validated)
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=st.text())
+def test_the_quick_promise_of_a_text_is_the_promise_of_its_message(text: str) -> None:
+    # `MessagePromise.of_text()` (what an agent replying a str gets) builds the message and its resolved promise
+    # without pydantic's machinery, and makes the stream of its one token only if somebody asks for it
+    async def check() -> None:
+        async with MiniAgents():
+            promise = MessagePromise.of_text(text)
+            validated = _validated_by_pydantic({"text": text})
+            message = await promise
+            assert message == validated and message.hash_key == validated.hash_key
+            assert message.model_fields_set == validated.model_fields_set
+            assert message.as_promise is promise and promise.done() and promise.stream_done
+            assert promise.pieces_if_done() == (text,)
+            assert [token async for token in promise] == [text]
+            assert promise.snapshot() == ((text,), True)
+            general = MessagePromise(prefill_message=validated)
+            assert promise.preliminary_metadata == general.preliminary_metadata
+
+    asyncio.run(check())
+
+
+def test_copies_of_a_quick_message_never_share_what_they_change() -> None:
+    # the quick text-only messages share their (never written) set of given field names: a copy gets its own
+    first, second = Message(text="a"), Message(text="b")
+    changed = first.model_copy(update={"text": "c", "role": "user"})
+    assert changed.model_fields_set == {"class_", "text", "role"}
+    assert first.model_fields_set == second.model_fields_set == {"class_", "text"}

@@ -55,9 +55,10 @@ class PromisingContext:
         self.observers.add_all(PROMISE_RESOLVED, on_promise_resolved, must_be_async=True)
         self.root_owner: TaskOwner = TaskOwner(self, None)
         self.loop: asyncio.AbstractEventLoop | None = None  # the loop this context's tasks run on
-        # every task started in this context that has not ended (read-only for all but task owners)
-        self.tasks_in_flight: set[asyncio.Task[Any]] = set()
-        self._forget_task = self.tasks_in_flight.discard  # one bound method, not one per task
+        # every task started in this context that has not ended -> the owner its end is handed to (None: nobody);
+        # read-only for all but `track_task()`
+        self.tasks_in_flight: dict[asyncio.Task[Any], TaskOwner | None] = {}
+        self._task_done_callback = self._task_done  # every task's done callback: one bound method, not one per task
         self._activation_token: Token[TaskOwner | None] | None = None
         self.callback_context: contextvars.Context | None = None  # set when activated
         self._active = False
@@ -166,16 +167,20 @@ class PromisingContext:
 
     # ------------------------------------------------------------------ tasks
 
-    def track_task(self, task: asyncio.Task[Any]) -> None:
-        """Count `task` among this context's tasks until it ends (`aflush_tasks()` waits for it)."""
-        self.count_task(task)
-        task.add_done_callback(self._forget_task)
-
-    def count_task(self, task: asyncio.Task[Any]) -> None:
-        """Count `task` among this context's tasks; the caller discards it from `tasks_in_flight` when it ends."""
+    def track_task(self, task: asyncio.Task[Any], owner: TaskOwner | None = None) -> None:
+        """
+        Count `task` among this context's tasks until it ends (`aflush_tasks()` waits for it); then, however it
+        ended, `owner.task_ended(task)` is called (in the context's callback context).
+        """
         if self.loop is None:
             self.loop = task.get_loop()
-        self.tasks_in_flight.add(task)
+        self.tasks_in_flight[task] = owner
+        task.add_done_callback(self._task_done_callback, context=self.callback_context)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        owner = self.tasks_in_flight.pop(task, None)
+        if owner is not None:
+            owner.task_ended(task)
 
     def create_task(
         self, coroutine: Coroutine[Any, Any, T], on_done: TaskDoneCallback | None = None

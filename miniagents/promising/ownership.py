@@ -61,16 +61,11 @@ class TaskOwner:
         if tasks is None:
             tasks = self._tasks = {}
         tasks[task] = on_done
-        context = self.context
-        if context.loop is None:
-            context.loop = task.get_loop()
-        context.tasks_in_flight.add(task)  # (context.count_task(task), inlined)
-        # one done callback per task (each costs a call_soon), run in the context's shared callback context
-        task.add_done_callback(self._task_done, context=context.callback_context)
+        self.context.track_task(task, self)  # (one done callback per task: each costs a call_soon)
         return task
 
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self.context.tasks_in_flight.discard(task)
+    def task_ended(self, task: asyncio.Task[Any]) -> None:
+        """`task`, started by `start()`, has ended: its `on_done`, then this owner leaves its parent if idle."""
         tasks = self._tasks
         if tasks is not None:
             on_done = tasks.pop(task, None)

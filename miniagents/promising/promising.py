@@ -355,7 +355,11 @@ class _StreamState(ParkingLot):
     def append(self, piece: Any) -> None:
         if isinstance(piece, BaseException):
             self.has_errors = True
-        self.pieces.append(piece)  # type: ignore[union-attr]  # a list until end()
+        pieces = self.pieces
+        if type(pieces) is list:
+            pieces.append(piece)
+        else:  # a writer's stream: one piece is kept as a tuple (most never get a second), more in a list
+            self.pieces = [*pieces, piece] if pieces else (piece,)
         if self.waiters:
             self.unpark_all()
 
@@ -431,7 +435,7 @@ class StreamWriter(_StreamState, Generic[PIECE]):
     __slots__ = ("_bound",)
 
     def __init__(self) -> None:
-        _StreamState.__init__(self, "StreamWriter")
+        _StreamState.__init__(self, "StreamWriter", ())
         self._bound = False
 
     def bind(self, label: str) -> None:
@@ -535,17 +539,19 @@ class StreamedPromise(Promise[WHOLE], Generic[PIECE, WHOLE]):
             state.demand = self._produce_next_in_background
 
     @classmethod
-    def completed(cls, pieces: tuple[Any, ...], result: Any) -> Any:
+    def completed(cls, pieces: tuple[Any, ...] | None, result: Any) -> Any:
         """
-        A promise of this class made complete: its stream is `pieces` (a tuple, without error pieces) and its
-        value `result`, in the active context, which observes the resolution. The quick way to wrap a value
-        that is already there (a subclass adds its own attributes to what this returns).
+        A promise of this class made complete: its stream is `pieces` (a tuple, without error pieces; None: the
+        subclass's `_pieces_of_result()`, made when first asked for) and its value `result`, in the active
+        context, which observes the resolution. The quick way to wrap a value that is already there (a subclass
+        adds its own attributes to what this returns).
         """
         owner = current_owner_var.get()
         if owner is None:
             raise RuntimeError(NO_CONTEXT_MESSAGE)
         promise = cls.__new__(cls)
-        cls._set_up(promise, owner.context, _StreamState(cls.__name__, pieces, True), None, result)
+        state = None if pieces is None else _StreamState(cls.__name__, pieces, True)
+        cls._set_up(promise, owner.context, state, None, result)
         owner.context.promise_resolved(promise, result)
         return promise
 
@@ -562,7 +568,7 @@ class StreamedPromise(Promise[WHOLE], Generic[PIECE, WHOLE]):
         return promise
 
     def _set_up(
-        self, context: PromisingContext, state: _StreamState, writer: StreamWriter[Any] | None, result: Any
+        self, context: PromisingContext, state: _StreamState | None, writer: StreamWriter[Any] | None, result: Any
     ) -> None:
         """Every attribute, for `completed()` / `fed_by()` (no resolver; the stream started or fed by hand)."""
         self._state = state
@@ -576,27 +582,41 @@ class StreamedPromise(Promise[WHOLE], Generic[PIECE, WHOLE]):
         self._resolution_lot = None
         self._result = result
 
+    def _pieces_of_result(self) -> tuple[PIECE, ...]:
+        """The stream of a promise made by `completed(None, result)`, from its result (a subclass's to say)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot make its stream from its result")
+
+    def _stream(self) -> _StreamState:
+        """The state of the stream; one made complete without it (`completed(None, ...)`) gets it now."""
+        state = self._state
+        if state is None:
+            state = self._state = _StreamState(type(self).__name__, self._pieces_of_result(), True)
+        return state
+
     # --------------------------------------------------------------- looking
 
     def snapshot(self) -> tuple[tuple[PIECE, ...], bool]:
         """The pieces produced so far and whether the stream is complete; never waits, never starts work."""
-        state = self._state
+        state = self._stream()
         return tuple(state.pieces), state.done
 
     def pieces_if_done(self) -> tuple[PIECE, ...] | None:
         """All the pieces if the stream is complete (without copying them), else None; never waits."""
         state = self._state
+        if state is None:
+            return self._pieces_of_result()
         return state.pieces if state.done else None  # type: ignore[return-value]  # a tuple once done
 
     @property
     def stream_state(self) -> _StreamState:
         """The state of the stream (what a `Forwarding` follows); not for consumers: iterate the promise."""
-        return self._state
+        return self._stream()
 
     @property
     def stream_done(self) -> bool:
         """Whether every piece has been produced (the stream ended, normally or with an error piece)."""
-        return self._state.done
+        state = self._state
+        return state is None or state.done
 
     # --------------------------------------------------------------- producing
 
@@ -621,15 +641,15 @@ class StreamedPromise(Promise[WHOLE], Generic[PIECE, WHOLE]):
                     )
                 stream = stream.__aiter__()
         except Exception as exc:
-            self._state.append(exc)
-            self._state.end()
+            self._stream().append(exc)
+            self._stream().end()
             return None
         self._stream_aiter = stream
         return stream
 
     def _start_in_background(self) -> None:
         if self._stream_started:  # prefilled or fed by a writer: nothing to drain, maybe something to resolve
-            if self._state.done and self._has_resolver():
+            if self.stream_done and self._has_resolver():
                 self._start_resolution()
             return
         self._stream_started = True
@@ -637,7 +657,7 @@ class StreamedPromise(Promise[WHOLE], Generic[PIECE, WHOLE]):
 
     async def _adrain_then_resolve(self) -> None:
         stream = self._open_stream()
-        state = self._state
+        state = self._stream()
         if stream is not None:
             pieces = state.pieces
             assert isinstance(pieces, list)
@@ -660,18 +680,18 @@ class StreamedPromise(Promise[WHOLE], Generic[PIECE, WHOLE]):
 
     def _production_task_done(self, _: asyncio.Task[Any]) -> None:
         """However the producing task ended (cancelled before its first step too), consumers get an end."""
-        self._state.cancel(f"{type(self).__name__} was cancelled before its stream finished")
-        self._state.producing = False
+        self._stream().cancel(f"{type(self).__name__} was cancelled before its stream finished")
+        self._stream().producing = False
         if self._resolution_started:
             self._resolution_task_done(_)
 
     def _produce_next_in_background(self) -> None:
         """Lazy mode: produce one piece for the waiting consumers, in a task of its own (consumers may be cancelled)."""
-        self._state.producing = True
+        self._stream().producing = True
         self._context.create_task(self._aproduce_next(), on_done=self._production_task_done_lazy)
 
     async def _aproduce_next(self) -> None:
-        state = self._state
+        state = self._stream()
         stream = self._stream_aiter or self._open_stream()
         if stream is None:
             return
@@ -689,7 +709,7 @@ class StreamedPromise(Promise[WHOLE], Generic[PIECE, WHOLE]):
             state.append(piece)
 
     def _production_task_done_lazy(self, task: asyncio.Task[Any]) -> None:
-        state = self._state
+        state = self._stream()
         state.producing = False
         if task.cancelled():
             state.cancel(f"{type(self).__name__} was cancelled before its stream finished")
@@ -704,9 +724,10 @@ class StreamedPromise(Promise[WHOLE], Generic[PIECE, WHOLE]):
     errors_end_the_stream: bool = False
 
     def __aiter__(self) -> AsyncIterator[PIECE]:
+        state = self._stream()
         if self.errors_end_the_stream:
-            return _replay(self._state, self._context.loop, True)
-        return _ReplayIterator(self._state, self._context.loop)
+            return _replay(state, self._context.loop, True)
+        return _ReplayIterator(state, self._context.loop)
 
     def __call__(self, *_: Any) -> AsyncIterator[PIECE]:
         """A fresh replaying iterator, so this promise can be the streamer of another one."""
@@ -714,7 +735,7 @@ class StreamedPromise(Promise[WHOLE], Generic[PIECE, WHOLE]):
 
     def raw_pieces(self) -> AsyncIterator[PIECE | BaseException]:
         """A replaying iterator that yields error pieces as values instead of raising them (for flattening)."""
-        return _replay(self._state, self._context.loop, False)
+        return _replay(self._stream(), self._context.loop, False)
 
     def forward_pieces(
         self, on_piece: Callable[[Any], None], on_end: Callable[[], StreamedPromise[Any, Any] | None]
@@ -725,7 +746,7 @@ class StreamedPromise(Promise[WHOLE], Generic[PIECE, WHOLE]):
         task (see `Forwarding`; `cancel()` it to stop). A lazy stream is asked to produce, as for a consumer that
         waits.
         """
-        forwarding = Forwarding(self._state, on_piece, on_end)
+        forwarding = Forwarding(self._stream(), on_piece, on_end)
         forwarding.wake()
         return forwarding
 
