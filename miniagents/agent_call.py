@@ -160,8 +160,14 @@ class AgentCall(TaskOwner):
             start_asap = context.start_everything_asap_by_default
         if function_kwargs:
             check_function_kwargs(agent, function_kwargs)
-        super().__init__(context, caller)
+        # (TaskOwner.__init__(self, context, caller), inlined: this runs for every call)
+        self.context = context
+        self.parent_owner = caller
+        self.cancel_requested = False
         self.releasable = False  # not before the function has finished
+        self._tasks = None
+        self._children = None
+        caller.adopt(self)  # (it sets `attached`)
         self.agent = agent
         self.parent: AgentCall | None = caller if isinstance(caller, AgentCall) else None  # the calling agent's call
         self._function_kwargs = function_kwargs

@@ -149,9 +149,13 @@ class MessageAppender(StreamAppender[Any]):
         if owner is None:
             raise RuntimeError(NO_CONTEXT_MESSAGE)
         context = self._context = owner.context
-        super().__init__(
-            capture_errors=context.appenders_capture_errors_by_default if capture_errors is DEFAULT else capture_errors
-        )
+        # (StreamAppender.__init__, inlined: one appender per agent call)
+        default = context.appenders_capture_errors_by_default
+        self.capture_errors = default if capture_errors is DEFAULT else bool(capture_errors)
+        self._queue = None
+        self._waiter = None
+        self._is_open = False
+        self._is_closed = False
         self._start_asap = context.start_everything_asap_by_default if start_asap is DEFAULT else bool(start_asap)
         self._pending: deque[Any] | None = None  # items waiting for asynchronous flattening, in order
         self._flattening = False
@@ -220,7 +224,7 @@ class MessageAppender(StreamAppender[Any]):
     def _deliver_end(self) -> None:
         self._closed = True
         if not self._pending and not self._out_of_order:
-            self._writer.close()
+            self._writer.end()  # (close(), without its check: the writer feeds this appender's promise)
 
     def _close_when_complete(self) -> None:
         if self._closed and not self._pending and not self._out_of_order:

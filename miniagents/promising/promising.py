@@ -46,7 +46,8 @@ class ParkingLot:
     __slots__ = ("waiters",)
 
     def __init__(self) -> None:
-        self.waiters: list[asyncio.Future[None] | Forwarding] | None = None  # (read-only outside: whether any wait)
+        # the waiters, or a Forwarding alone (the commonest follower of a stream: no list for it); read-only outside
+        self.waiters: list[asyncio.Future[None] | Forwarding] | Forwarding | None = None
 
     def __bool__(self) -> bool:
         return bool(self.waiters)
@@ -57,14 +58,16 @@ class ParkingLot:
         waiters = self.waiters
         if waiters is None:
             self.waiters = [waiter]
-        else:
+        elif isinstance(waiters, list):
             waiters.append(waiter)
+        else:
+            self.waiters = [waiters, waiter]
         try:
             await waiter
         finally:
             if not waiter.done():  # we were cancelled: leave the other waiters alone
                 waiters = self.waiters
-                if waiters is not None and waiter in waiters:
+                if type(waiters) is list and waiter in waiters:
                     waiters.remove(waiter)
 
     def unpark_all(self) -> None:
@@ -72,11 +75,32 @@ class ParkingLot:
         waiters = self.waiters
         if waiters:
             self.waiters = None
-            for waiter in waiters:
+            if type(waiters) is Forwarding:
+                waiters.wake()
+                return
+            for waiter in waiters:  # type: ignore[union-attr]  # (a list)
                 if type(waiter) is Forwarding:  # (its own check: no done() / set_result() calls in between)
                     waiter.wake()
                 elif not waiter.done():
                     waiter.set_result(None)
+
+    def add_follower(self, forwarding: Forwarding) -> None:
+        """Make `forwarding` wait here (alone, it is kept without a list)."""
+        waiters = self.waiters
+        if waiters is None:
+            self.waiters = forwarding
+        elif isinstance(waiters, list):
+            waiters.append(forwarding)
+        else:
+            self.waiters = [waiters, forwarding]
+
+    def remove_follower(self, forwarding: Forwarding) -> None:
+        """`forwarding` waits here no longer (nothing happens if it did not)."""
+        waiters = self.waiters
+        if waiters is forwarding:
+            self.waiters = None
+        elif type(waiters) is list and forwarding in waiters:
+            waiters.remove(forwarding)
 
 
 def check_home_loop(home_loop: asyncio.AbstractEventLoop | None, what: str) -> None:
@@ -136,9 +160,7 @@ class Forwarding:
         if not self.active:
             return False
         self.active = False
-        waiters = self._state.waiters
-        if waiters is not None and self in waiters:
-            waiters.remove(self)
+        self._state.remove_follower(self)
         return True
 
     # the waiter protocol of ParkingLot (a future's two methods it uses): woken -> run soon, on this thread
@@ -152,17 +174,19 @@ class Forwarding:
         """Run now (or, if forwardings are running on this thread, right after them)."""
         if self._queued or not self.active:
             return
-        self._queued = True
         runner = _runner
-        queue = runner.queue
-        queue.append(self)
-        if not runner.running:  # run the queue here, one forwarding after the other (no recursion)
-            runner.running = True
-            try:
-                while queue:
-                    queue.popleft().take_turn()
-            finally:
-                runner.running = False
+        if runner.running:  # a forwarding runs on this thread (maybe the one that woke this one): after it
+            self._queued = True
+            runner.queue.append(self)
+            return
+        runner.running = True  # run here, then the forwardings this one wakes, one after the other (no recursion)
+        try:
+            self.take_turn()
+            queue = runner.queue
+            while queue:
+                queue.popleft().take_turn()
+        finally:
+            runner.running = False
 
     def take_turn(self) -> None:
         """Hand on what is there, then wait for more (run by the queue of this thread's forwardings)."""
@@ -192,11 +216,7 @@ class Forwarding:
                     demand()
                     if index < len(state.pieces) or state.done:
                         continue
-                waiters = state.waiters
-                if waiters is None:
-                    state.waiters = [self]
-                else:
-                    waiters.append(self)
+                state.add_follower(self)
                 return
         except Exception as exc:  # a bug of the receiving end: loud, and never raised into the producer
             self.active = False
@@ -368,7 +388,8 @@ class _StreamState(ParkingLot):
             self.done = True
             self.pieces = tuple(self.pieces)
             self.demand = None  # drop references to the producer (often a cycle back to the promise)
-            self.unpark_all()
+            if self.waiters:
+                self.unpark_all()
 
     def cancel(self, reason: str) -> None:
         if not self.done:
