@@ -811,3 +811,64 @@ async def test_a_failing_receiver_is_logged_and_never_breaks_the_producer(caplog
         writer.close()
         assert not forwarding.active
         assert "receiver bug" in caplog.text and "forwarding the pieces" in caplog.text
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    waiters=st.lists(
+        st.sampled_from(["forwarding", "consumer", "cancelled forwarding", "cancelled consumer"]), max_size=6
+    ),
+    pieces=st.lists(st.integers(), max_size=4),
+)
+def test_any_mix_of_forwardings_and_consumers_waiting_on_a_stream_each_get_what_they_should(
+    waiters: list[str], pieces: list[int]
+) -> None:
+    # a stream's waiters are futures of consumers and forwardings, a lone forwarding kept without a list: whichever
+    # join, in any order, and whichever of them stop waiting, the others get every piece and the end
+    async def check() -> None:
+        async with PromisingContext():
+            writer: StreamWriter[int] = StreamWriter()
+            promise = StreamedPromise(streamer=writer)
+            received: list[list[int]] = []
+            ended: list[bool] = []
+            forwardings, consumers = [], []
+            for kind in waiters:
+                got: list[int] = []
+                received.append(got)
+                ended.append(False)
+                if kind.endswith("forwarding"):
+                    index = len(ended) - 1
+                    forwardings.append(
+                        (kind, promise.forward_pieces(got.append, lambda index=index: ended.__setitem__(index, True)))
+                    )
+                else:
+
+                    async def consume(got: list[int] = got) -> None:
+                        async for piece in promise:
+                            got.append(piece)
+
+                    consumers.append((kind, asyncio.create_task(consume())))
+            await asyncio.sleep(0)  # the consumers wait now
+            for kind, forwarding in forwardings:
+                if kind.startswith("cancelled"):
+                    assert forwarding.cancel()
+            for kind, task in consumers:
+                if kind.startswith("cancelled"):
+                    task.cancel()
+            for piece in pieces:
+                writer.send(piece)
+                await asyncio.sleep(0)
+            writer.close()
+            for kind, task in consumers:
+                if kind.startswith("cancelled"):
+                    with pytest.raises(asyncio.CancelledError):
+                        await task
+                else:
+                    await asyncio.wait_for(task, 5)
+            for kind, got, end in zip(waiters, received, ended, strict=True):
+                if kind.startswith("cancelled"):
+                    assert got == [] and not end
+                else:
+                    assert got == pieces and (end or not kind.endswith("forwarding"))
+
+    asyncio.run(check())
