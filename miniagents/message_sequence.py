@@ -336,9 +336,9 @@ class MessageAppender(StreamAppender[Any]):
         if writer.done:
             return
         if isinstance(piece, (MessagePromise, BaseException)):
-            writer.send(piece)
+            writer.append(piece)  # (send(), without its checks: done is checked above)
         else:  # a MessageSequencePromise made with a streamer of its own may yield anything sendable
-            writer.send(_as_message_promise_or_error(piece))
+            writer.append(_as_message_promise_or_error(piece))
 
     def _forwarded_all(self) -> MessageSequencePromise | None:
         """

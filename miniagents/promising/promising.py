@@ -208,7 +208,10 @@ class Forwarding:
                     if following is None:
                         self.active = False
                         return
-                    state = self._state = following.stream_state  # go on with the stream `on_end()` gave
+                    state = following._state  # go on with the stream `on_end()` gave
+                    if state is None:
+                        state = following._stream()
+                    self._state = state
                     self._index = 0
                     continue
                 demand = state.demand
