@@ -189,7 +189,7 @@ class AgentCall(TaskOwner):
         self._replies = MessageAppender(capture_errors=True, start_asap=start_asap).open()
         if start_asap:  # (self._start_function(), inlined: this runs for every call)
             self._task = task = asyncio.get_running_loop().create_task(self._arun())
-            context.track_task(task, self)
+            context.count_task(task, self)  # (no done callback: `_arun()` reports its end itself)
         else:
             self._replies.on_first_demand(self._start_on_demand)
         if context.observers.merged:
@@ -268,7 +268,7 @@ class AgentCall(TaskOwner):
     def _start_function(self) -> None:
         # the function task is held apart from the owned-task set (the call's own lifetime is `finished_at`)
         self._task = task = asyncio.get_running_loop().create_task(self._arun())
-        self.context.track_task(task, self)  # (also inlined above)
+        self.context.count_task(task, self)  # (also inlined above)
 
     def cancel(self, sparing: asyncio.Task[Any] | None = None) -> bool:
         """
@@ -283,6 +283,9 @@ class AgentCall(TaskOwner):
             self._finish_function()
             return True
         task = self._task
+        if task is not None and task is not sparing and self.started_at is None:
+            # cancelled before its first step, the function's body never runs: the task's end ends the call
+            self.context.track_task(task, self)
         cancelled = task is not None and task is not sparing and task.cancel()
         return super().cancel(sparing) or cancelled
 
@@ -331,6 +334,9 @@ class AgentCall(TaskOwner):
             replies.fail(exc)
         finally:
             self._finish_function()
+            task, self._task = self._task, None  # (the task's context holds this call: no cycle left behind)
+            if task is not None:
+                self.context.forget_task(task)
 
     def _errors_as_messages(self) -> bool:
         setting = self.agent.errors_as_messages
@@ -344,7 +350,7 @@ class AgentCall(TaskOwner):
         self._replies.fail(self.error)
 
     def task_ended(self, task: asyncio.Task[Any]) -> None:
-        """However the function task ended (cancelled before its first step too), the call gets an end."""
+        """The function task ended without `_arun()` running (cancelled before its first step): the call's end."""
         if task is not self._task:  # a task this call owns (see TaskOwner.start())
             super().task_ended(task)
             return

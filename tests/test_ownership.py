@@ -61,6 +61,37 @@ async def test_cancel_before_first_step_ends_the_reply_sequence_with_promise_can
         assert call.status == "failed"
 
 
+async def test_an_agent_task_cancelled_from_outside_before_its_first_step_still_ends_its_call() -> None:
+    # an agent's task reports its own end from its body (no done callback per call); one cancelled by somebody
+    # else before its body ran (e.g. asyncio.run() shutting down) is ended by the context's exit, which never hangs
+
+    async def one_run() -> None:
+        started: list[bool] = []
+        async with MiniAgents() as context:
+            call = worker.fork(started=started).initiate_inquiry()
+            replies = call.reply_sequence()
+            (task,) = [task for task, owner in context.tasks_in_flight.items() if owner is call]
+            assert task.cancel()  # not through the call: nothing of ours sees it happen
+        assert started == []  # the function never ran
+        assert call.status == "failed" and not context.tasks_in_flight
+        texts, error = await aread_until_error(replies)
+        assert texts == [] and isinstance(error, PromiseCancelledError)
+
+    for _ in range(REPEAT):
+        await within(one_run())
+
+
+async def test_agent_tasks_leave_the_context_s_count_as_they_end() -> None:
+    async with MiniAgents() as context:
+        calls = [worker.fork(started=[]).initiate_inquiry().finish() for _ in range(50)]
+        assert len(context.tasks_in_flight) >= 50
+        for call in calls:
+            await within(call.replies.aresolve_messages())
+        await asyncio.sleep(0)
+        assert all(call.status == "finished" for call in calls)
+        assert not [owner for owner in context.tasks_in_flight.values() if owner in calls]
+
+
 async def test_cancel_of_a_lazy_call_nobody_consumed_ends_its_replies() -> None:
     for _ in range(REPEAT):
         started: list[bool] = []

@@ -143,8 +143,12 @@ class PromisingContext:
             pending = [task for task in tasks if not task.done() and task is not current]
             if pending:
                 await asyncio.wait(pending)
-            else:  # ended, their done callbacks (which forget them) not run yet: let them run
-                await asyncio.sleep(0)
+                continue
+            ended = list(tasks)  # their done callbacks (which forget them) have not run yet: let them run
+            await asyncio.sleep(0)
+            for task in ended:  # still there: counted tasks whose end nobody reported (see count_task())
+                if task in self.tasks_in_flight and task is not current:
+                    self._task_done(task)
 
     async def __aenter__(self) -> PromisingContext:
         return self.activate()
@@ -176,6 +180,21 @@ class PromisingContext:
             self.loop = task.get_loop()
         self.tasks_in_flight[task] = owner
         task.add_done_callback(self._task_done_callback, context=self.callback_context)
+
+    def count_task(self, task: asyncio.Task[Any], owner: TaskOwner) -> None:
+        """
+        Count `task` among this context's tasks without a done callback (each costs a loop turn): `owner` says
+        when it ends, with `forget_task()`. For a task whose coroutine reports its own end, and whose owner calls
+        `track_task()` on it when it could end otherwise (cancelled before its first step, when its body never
+        runs). If it ends unreported anyway, `aflush_tasks()` hands it to `owner.task_ended()`.
+        """
+        if self.loop is None:
+            self.loop = task.get_loop()
+        self.tasks_in_flight[task] = owner
+
+    def forget_task(self, task: asyncio.Task[Any]) -> None:
+        """`task`, counted by `count_task()`, has ended (its coroutine is returning now)."""
+        self.tasks_in_flight.pop(task, None)
 
     def _task_done(self, task: asyncio.Task[Any]) -> None:
         owner = self.tasks_in_flight.pop(task, None)
