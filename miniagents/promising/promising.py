@@ -383,8 +383,13 @@ class _StreamState(ParkingLot):
             pieces.append(piece)
         else:  # a writer's stream: one piece is kept as a tuple (most never get a second), more in a list
             self.pieces = [*pieces, piece] if pieces else (piece,)
-        if self.waiters:
-            self.unpark_all()
+        waiters = self.waiters
+        if waiters:
+            if type(waiters) is Forwarding:  # (unpark_all(), inlined for the commonest waiter: a lone forwarding)
+                self.waiters = None
+                waiters.wake()
+            else:
+                self.unpark_all()
 
     def end(self) -> None:
         if not self.done:
