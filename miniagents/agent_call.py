@@ -17,7 +17,7 @@ from miniagents.promising.context import NO_CONTEXT_MESSAGE, PROMISE_RESOLVED
 from miniagents.promising.errors import AppenderClosedError, PromiseCancelledError
 from miniagents.promising.ext.frozen import freeze_value
 from miniagents.promising.ownership import TaskOwner, current_owner_var
-from miniagents.promising.promising import PromisingContext
+from miniagents.promising.promising import PromisingContext, StreamedPromise
 from miniagents.promising.sentinels import DEFAULT, Sentinel
 from miniagents.run_context import PERSIST_MESSAGE, MiniAgents
 
@@ -134,6 +134,7 @@ class AgentCall(TaskOwner):
         "_function_kwargs",
         "_input",
         "_replies",
+        "_reply_promise",
         "_task",
         "agent",
         "call_id",
@@ -186,12 +187,16 @@ class AgentCall(TaskOwner):
             else:
                 self._input.append(messages)
                 self._input.close()
-        self._replies = MessageAppender(capture_errors=True, start_asap=start_asap).open()
+        # the reply sequence; its writer and appender are made when first needed (most calls wait for their turn
+        # a while, and in the meantime are the fewer objects)
+        self._reply_promise: MessageSequencePromise = MessageSequencePromise.fed_later(self, context)
+        self._replies: MessageAppender | None = None
         if start_asap:  # (self._start_function(), inlined: this runs for every call)
             self._task = task = asyncio.get_running_loop().create_task(self._arun())
             context.count_task(task, self)  # (no done callback: `_arun()` reports its end itself)
-        else:
-            self._replies.on_first_demand(self._start_on_demand)
+        else:  # lazy: the first consumer to wait for a reply starts the function
+            replies = self._replies = MessageAppender.feeding(self._reply_promise, True, start_asap=False).open()
+            replies.on_first_demand(self._start_on_demand)
         if context.observers.merged:
             context.notify_agent_call(self)
 
@@ -225,7 +230,17 @@ class AgentCall(TaskOwner):
     @property
     def replies(self) -> MessageSequencePromise:
         """The reply sequence, without finishing the input (unlike `reply_sequence()`)."""
-        return self._replies.sequence_promise
+        return self._reply_promise
+
+    def provide_writer(self, promise: StreamedPromise[Any, Any]) -> None:
+        """The reply sequence is first needed: make its appender (called by the sequence; see `fed_later()`)."""
+        self._open_replies()
+
+    def _open_replies(self) -> MessageAppender:
+        replies = self._replies
+        if replies is None:
+            replies = self._replies = MessageAppender.feeding(self._reply_promise, True, start_asap=True).open()
+        return replies
 
     def add_done_callback(self, callback: Callable[[AgentCall], None]) -> None:
         """
@@ -259,7 +274,7 @@ class AgentCall(TaskOwner):
     def reply_sequence(self) -> MessageSequencePromise:
         """Finish the input and return the agent's reply sequence."""
         self.finish()
-        return self._replies.sequence_promise
+        return self._reply_promise
 
     def _start_on_demand(self) -> None:
         if self._task is None and self.finished_at is None:
@@ -277,7 +292,7 @@ class AgentCall(TaskOwner):
         stream gets PromiseCancelledError at the cut. Returns False if nothing was running any more.
         """
         if self._task is None and self.finished_at is None:  # a lazy call nobody has consumed yet
-            self._replies.on_first_demand(None)
+            self._open_replies().on_first_demand(None)
             self.cancel_requested = True
             self._end_cancelled()
             self._finish_function()
@@ -291,7 +306,7 @@ class AgentCall(TaskOwner):
 
     async def _arun(self) -> None:
         agent = self.agent
-        replies = self._replies
+        replies = self._open_replies()
         current_owner_var.set(self)  # this task's own context: whatever starts from here is owned by this call
         self.started_at = time.perf_counter()
         try:
@@ -347,7 +362,7 @@ class AgentCall(TaskOwner):
             cancelled = PromiseCancelledError(f"agent {self.agent.alias} was cancelled")
             attach_agent_trace(cancelled, self)
             self.error = cancelled
-        self._replies.fail(self.error)
+        self._open_replies().fail(self.error)
 
     def task_ended(self, task: asyncio.Task[Any]) -> None:
         """The function task ended without `_arun()` running (cancelled before its first step): the call's end."""
@@ -363,7 +378,7 @@ class AgentCall(TaskOwner):
     def _finish_function(self) -> None:
         if self.finished_at is not None:
             return
-        self._replies.close()
+        self._open_replies().close()
         if type(self._input) is MessageAppender:
             self.finish()  # the agent is done: later input would go unread
         self.finished_at = time.perf_counter()
@@ -393,7 +408,7 @@ class AgentCall(TaskOwner):
         """
         context = self.context
         inputs = _resolved_messages_now(self.input_sequence)
-        replies = None if inputs is None else _resolved_messages_now(self._replies.sequence_promise)
+        replies = None if inputs is None else _resolved_messages_now(self._reply_promise)
         if inputs is None or replies is None:
             context.start_asap(self._arecord_interaction(), log_level_for_errors=context.log_level_for_errors)
             return
@@ -404,7 +419,7 @@ class AgentCall(TaskOwner):
 
     async def _arecord_interaction(self) -> None:
         inputs = await _aresolved_messages(self.input_sequence)
-        self._record_interaction(inputs, await _aresolved_messages(self._replies.sequence_promise))
+        self._record_interaction(inputs, await _aresolved_messages(self._reply_promise))
 
     def _record_interaction(self, inputs: tuple[Message, ...], replies: tuple[Message, ...]) -> None:
         metadata = dict(self.agent.interaction_metadata.frozen_fields_and_values())

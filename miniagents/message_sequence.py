@@ -148,7 +148,32 @@ class MessageAppender(StreamAppender[Any]):
         owner = current_owner_var.get()  # (the active context, read inline: one appender per agent call)
         if owner is None:
             raise RuntimeError(NO_CONTEXT_MESSAGE)
-        context = self._context = owner.context
+        self._set_up(owner.context, capture_errors, start_asap, None)
+
+    @classmethod
+    def feeding(
+        cls,
+        promise: MessageSequencePromise,
+        capture_errors: bool | Sentinel = DEFAULT,
+        start_asap: bool | Sentinel = DEFAULT,
+    ) -> MessageAppender:
+        """
+        An appender whose `sequence_promise` is `promise`, made by `MessageSequencePromise.fed_later()` (in its
+        context): what the promise's source gives it when its stream is first needed. Raises PromisingError if the
+        promise has its stream already.
+        """
+        appender = cls.__new__(cls)
+        appender._set_up(promise.context, capture_errors, start_asap, promise)
+        return appender
+
+    def _set_up(
+        self,
+        context: PromisingContext,
+        capture_errors: bool | Sentinel,
+        start_asap: bool | Sentinel,
+        promise: MessageSequencePromise | None,
+    ) -> None:
+        self._context = context
         # (StreamAppender.__init__, inlined: one appender per agent call)
         default = context.appenders_capture_errors_by_default
         self.capture_errors = default if capture_errors is DEFAULT else bool(capture_errors)
@@ -166,7 +191,11 @@ class MessageAppender(StreamAppender[Any]):
         self.on_first_demand_callback: Callable[[], None] | None = None
         writer: StreamWriter[Any] = StreamWriter()
         self._writer = writer
-        self.sequence_promise: MessageSequencePromise = MessageSequencePromise.fed_by(writer, context)
+        if promise is None:
+            self.sequence_promise: MessageSequencePromise = MessageSequencePromise.fed_by(writer, context)
+        else:
+            promise.feed_with(writer)
+            self.sequence_promise = promise
         if not self._start_asap:  # lazy: the first consumer to wait starts the work
             writer.on_first_demand(self._on_demand)
 

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from miniagents import Message, MiniAgents
+from miniagents import InteractionContext, Message, MiniAgents, miniagent
+from miniagents.promising.errors import PromisingError
 from miniagents.promising.promising import Promise, PromisingContext, StreamedPromise, StreamWriter
 from miniagents.promising.sentinels import DEFAULT
 
@@ -872,3 +873,52 @@ def test_any_mix_of_forwardings_and_consumers_waiting_on_a_stream_each_get_what_
                     assert got == pieces and (end or not kind.endswith("forwarding"))
 
     asyncio.run(check())
+
+
+async def test_a_promise_fed_later_has_its_writer_made_when_its_stream_is_first_needed() -> None:
+    class Source:
+        def __init__(self) -> None:
+            self.writers: list[StreamWriter[object]] = []
+
+        def provide_writer(self, promise: StreamedPromise) -> None:
+            writer: StreamWriter[object] = StreamWriter()
+            promise.feed_with(writer)
+            self.writers.append(writer)
+
+    async with PromisingContext() as context:
+        source = Source()
+        promise = StreamedPromise.fed_later(source, context)
+        # looking never makes it: no pieces, not done
+        assert (promise.pieces_if_done(), promise.stream_done, promise.done()) == (None, False, False)
+        assert source.writers == []
+        iterator = promise.__aiter__()  # a consumer: now it is needed
+        (writer,) = source.writers
+        writer.send("a")
+        writer.close()
+        assert [piece async for piece in iterator] == ["a"] and promise.pieces_if_done() == ("a",)
+        with pytest.raises(PromisingError, match="has its stream already"):
+            promise.feed_with(StreamWriter())
+        assert source.writers == [writer]
+
+
+async def test_a_source_that_provides_no_writer_is_a_clear_error() -> None:
+    class Forgetful:
+        def provide_writer(self, promise: StreamedPromise) -> None:
+            pass
+
+    async with PromisingContext() as context:
+        promise = StreamedPromise.fed_later(Forgetful(), context)
+        with pytest.raises(PromisingError, match="provided no writer"):
+            promise.__aiter__()
+
+
+@miniagent
+async def worker_agent(ctx: InteractionContext) -> None:
+    ctx.reply("done")
+
+
+async def test_the_replies_of_a_call_not_started_yet_are_empty_and_open_to_a_look() -> None:
+    async with MiniAgents():
+        call = worker_agent.initiate_inquiry().finish()
+        assert call.replies.snapshot() == ((), False) and call.status == "pending"
+        assert [str(message) for message in await call.replies.aresolve_messages()] == ["done"]

@@ -17,7 +17,7 @@ import threading
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterable
 from types import TracebackType
-from typing import Any, Generic
+from typing import Any, Generic, Protocol
 
 from miniagents.promising.appender import StreamAppender
 from miniagents.promising.context import NO_CONTEXT_MESSAGE, PromisingContext, logger
@@ -525,6 +525,13 @@ class StreamWriter(_StreamState, Generic[PIECE]):
         self.demand = once
 
 
+class WriterSource(Protocol):
+    """What makes the writer of a promise made by `StreamedPromise.fed_later()`, when its stream is first needed."""
+
+    def provide_writer(self, promise: StreamedPromise[Any, Any]) -> None:
+        """Give `promise` its writer now, with `promise.feed_with(writer)`."""
+
+
 class StreamedPromise(Promise[WHOLE], Generic[PIECE, WHOLE]):
     """
     A promise of a whole value whose pieces can be consumed with `async for` while they are produced.
@@ -596,8 +603,31 @@ class StreamedPromise(Promise[WHOLE], Generic[PIECE, WHOLE]):
         cls._set_up(promise, context, writer, writer, NO_VALUE)
         return promise
 
+    @classmethod
+    def fed_later(cls, source: WriterSource, context: PromisingContext) -> Any:
+        """
+        `fed_by()` with a writer made only when the stream is first needed (a consumer or a forwarding follows it,
+        or its producer writes): `source.provide_writer(promise)` is called then. Until then the promise holds no
+        state: no pieces, not done. (An agent call's replies: most are only written, by the agent, later.)
+        """
+        promise = cls.__new__(cls)
+        cls._set_up(promise, context, None, source, NO_VALUE)
+        return promise
+
+    def feed_with(self, writer: StreamWriter[Any]) -> None:
+        """Bind the writer of a promise made by `fed_later()` (what its source's `provide_writer()` does)."""
+        if self._state is not None:
+            raise PromisingError(f"this {type(self).__name__} has its stream already")
+        writer.bind(type(self).__name__)
+        self._state = writer
+        self._streamer_function = writer
+
     def _set_up(
-        self, context: PromisingContext, state: _StreamState | None, writer: StreamWriter[Any] | None, result: Any
+        self,
+        context: PromisingContext,
+        state: _StreamState | None,
+        writer: StreamWriter[Any] | WriterSource | None,
+        result: Any,
     ) -> None:
         """Every attribute, for `completed()` / `fed_by()` (no resolver; the stream started or fed by hand)."""
         self._state = state
@@ -616,10 +646,19 @@ class StreamedPromise(Promise[WHOLE], Generic[PIECE, WHOLE]):
         raise NotImplementedError(f"{type(self).__name__} cannot make its stream from its result")
 
     def _stream(self) -> _StreamState:
-        """The state of the stream; one made complete without it (`completed(None, ...)`) gets it now."""
+        """
+        The state of the stream; a promise made without it gets it now: from its result if it was made complete
+        (`completed(None, ...)`), else its writer from its source (`fed_later()`).
+        """
         state = self._state
         if state is None:
-            state = self._state = _StreamState(type(self).__name__, self._pieces_of_result(), True)
+            if self._result is NO_VALUE:
+                self._streamer_function.provide_writer(self)  # type: ignore[union-attr]  # (fed later)
+                state = self._state
+                if state is None:
+                    raise PromisingError(f"the source of this {type(self).__name__} provided no writer")
+            else:
+                state = self._state = _StreamState(type(self).__name__, self._pieces_of_result(), True)
         return state
 
     # --------------------------------------------------------------- looking
@@ -632,8 +671,8 @@ class StreamedPromise(Promise[WHOLE], Generic[PIECE, WHOLE]):
     def pieces_if_done(self) -> tuple[PIECE, ...] | None:
         """All the pieces if the stream is complete (without copying them), else None; never waits."""
         state = self._state
-        if state is None:
-            return self._pieces_of_result()
+        if state is None:  # complete from its result, or fed later and not written to yet
+            return None if self._result is NO_VALUE else self._pieces_of_result()
         return state.pieces if state.done else None  # type: ignore[return-value]  # a tuple once done
 
     @property
@@ -645,7 +684,7 @@ class StreamedPromise(Promise[WHOLE], Generic[PIECE, WHOLE]):
     def stream_done(self) -> bool:
         """Whether every piece has been produced (the stream ended, normally or with an error piece)."""
         state = self._state
-        return state is None or state.done
+        return self._result is not NO_VALUE if state is None else state.done
 
     # --------------------------------------------------------------- producing
 
