@@ -306,7 +306,7 @@ class AgentCall(TaskOwner):
 
     async def _arun(self) -> None:
         agent = self.agent
-        replies = self._open_replies()
+        replies = self._replies or self._open_replies()
         current_owner_var.set(self)  # this task's own context: whatever starts from here is owned by this call
         self.started_at = time.perf_counter()
         try:
@@ -378,7 +378,7 @@ class AgentCall(TaskOwner):
     def _finish_function(self) -> None:
         if self.finished_at is not None:
             return
-        self._open_replies().close()
+        (self._replies or self._open_replies()).close()
         if type(self._input) is MessageAppender:
             self.finish()  # the agent is done: later input would go unread
         self.finished_at = time.perf_counter()

@@ -219,7 +219,10 @@ class Forwarding:
                     demand()
                     if index < len(state.pieces) or state.done:
                         continue
-                state.add_follower(self)
+                if state.waiters is None:  # (add_follower(), inlined for the commonest case: it follows alone)
+                    state.waiters = self
+                else:
+                    state.add_follower(self)
                 return
         except Exception as exc:  # a bug of the receiving end: loud, and never raised into the producer
             self.active = False
