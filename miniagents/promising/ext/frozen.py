@@ -44,6 +44,8 @@ from collections.abc import Callable, Collection, Iterator
 from datetime import date, datetime, time
 from decimal import Decimal
 from enum import Enum
+from itertools import repeat
+from operator import itemgetter
 from pathlib import Path, PurePath
 from typing import Any, ClassVar
 from uuid import UUID
@@ -263,7 +265,7 @@ class Frozen(BaseModel):
         try:
             cls = type(self)
             if cls.nested_by_hash_key:
-                return _REFERENCING_TEXT[longer_hash_keys](_referencing_fields(self, longer_hash_keys))
+                return _referencing_text(self, longer_hash_keys)
             if cls._json_data is _FROZEN_JSON_DATA:
                 return _inline_text(_inline_fields(self))
             return _json_text(self._json_data(longer_hash_keys))
@@ -283,8 +285,8 @@ class Frozen(BaseModel):
         # the slot descriptors are read directly: an unset slot must not go through pydantic's __getattr__
         try:
             if longer_hash_keys:
-                return _LONG_DIGEST_SLOT.__get__(self)
-            return _DIGEST_SLOT.__get__(self)[:SHORT_HASH_KEY_LENGTH]
+                return _get_long_digest(self)
+            return _get_digest(self)[:SHORT_HASH_KEY_LENGTH]
         except AttributeError:
             digest = self._compute_digest(longer_hash_keys)
             return digest if longer_hash_keys else digest[:SHORT_HASH_KEY_LENGTH]
@@ -297,17 +299,17 @@ class Frozen(BaseModel):
         """
         if type(self).nested_by_hash_key:  # (a message: `_serialized_text` without its calls)
             try:
-                text = _REFERENCING_TEXT[longer_hash_keys](_referencing_fields(self, longer_hash_keys))
+                text = _referencing_text(self, longer_hash_keys)
             except RecursionError:
                 text = self._serialized_text(longer_hash_keys)  # raises the ValueError that says why
         else:
             text = self._serialized_text(longer_hash_keys)
         # digested whether or not it was already: cheaper than asking (an unset slot raises AttributeError)
-        digest = _sha256(text.encode("utf-8")).hexdigest()
+        digest = _sha256(text.encode()).hexdigest()  # (UTF-8)
         if longer_hash_keys:
-            _LONG_DIGEST_SLOT.__set__(self, digest)
+            _set_long_digest(self, digest)
             return text, digest
-        _DIGEST_SLOT.__set__(self, digest)
+        _set_digest(self, digest)
         return text, digest[:SHORT_HASH_KEY_LENGTH]
 
     def hash_key_cached(self, longer_hash_keys: bool) -> bool:
@@ -319,8 +321,8 @@ class Frozen(BaseModel):
         return True
 
     def _compute_digest(self, longer_hash_keys: bool) -> str:
-        digest = hashlib.sha256(self._serialized_text(longer_hash_keys).encode("utf-8")).hexdigest()
-        object.__setattr__(self, "_digest_with_long_keys" if longer_hash_keys else "_digest", digest)
+        digest = _sha256(self._serialized_text(longer_hash_keys).encode()).hexdigest()  # (UTF-8)
+        (_set_long_digest if longer_hash_keys else _set_digest)(self, digest)
         return digest
 
     # ------------------------------------------------------------ presentation
@@ -370,6 +372,8 @@ _FROZEN_JSON_DATA = Frozen._json_data
 _FROZEN_HASH_KEY_FOR = Frozen.hash_key_for
 _DIGEST_SLOT = Frozen.__dict__["_digest"]
 _LONG_DIGEST_SLOT = Frozen.__dict__["_digest_with_long_keys"]
+_get_digest, _set_digest = _DIGEST_SLOT.__get__, _DIGEST_SLOT.__set__
+_get_long_digest, _set_long_digest = _LONG_DIGEST_SLOT.__get__, _LONG_DIGEST_SLOT.__set__
 
 
 # ====================================================================== freezing
@@ -969,8 +973,9 @@ def reference_key(model: Frozen, longer_hash_keys: bool) -> str:
     if type(model).hash_key_for is not _FROZEN_HASH_KEY_FOR:  # a subclass that computes its keys its own way
         return model.hash_key_for(longer_hash_keys)
     try:
-        digest = (_LONG_DIGEST_SLOT if longer_hash_keys else _DIGEST_SLOT).__get__(model)
-        return digest if longer_hash_keys else digest[:SHORT_HASH_KEY_LENGTH]
+        if longer_hash_keys:
+            return _get_long_digest(model)
+        return _get_digest(model)[:SHORT_HASH_KEY_LENGTH]
     except AttributeError:
         pass
     # Shallow nesting (the common case) is hashed recursively, the fastest way; past a few levels the
@@ -1085,3 +1090,182 @@ _REFERENCING_TEXT = (
     _make_json_text(_make_referencing_default(False)),
     _make_json_text(_make_referencing_default(True)),
 )
+
+
+# ============================================================== referencing texts, by shape
+# The text of a model referenced by hash key (a message) is the one written most: a store writes it for every
+# message. Most messages hold strings, None, ints and other messages, and the messages of one kind have the same
+# fields in the same order: the same "shape". A writer made for a shape puts such a text together in one
+# expression, each `"name": value` piece in the sorted order of the names, several times faster than the encoder
+# (which walks and sorts a dict each time). A value a writer does not write itself (a nested plain model, a leaf, a
+# tuple of neither only scalars nor only messages) hands the model to the general path (`_referencing_fields` and
+# the encoder), which is the oracle: tests/test_frozen_shape_writers.py holds the two byte-for-byte equal.
+
+_ShapeWriter = Callable[[tuple[Any, ...], Frozen, bool], str]
+
+
+def _referencing_text(model: Frozen, longer_hash_keys: bool) -> str:
+    """The text of a model `nested_by_hash_key`: the models it holds that are `nested_by_hash_key` as hash keys."""
+    own = model.__dict__
+    extra = model.__pydantic_extra__
+    if extra:
+        shape: tuple[Any, ...] = (*own, *extra)
+        values = (*own.values(), *extra.values())
+    else:
+        shape = tuple(own)
+        values = tuple(own.values())
+    writer = _shape_writers.get(shape) or _shape_writer(shape)
+    if writer is not _GENERAL_PATH:
+        try:
+            return writer(values, model, longer_hash_keys)
+        except _GeneralPath:  # (a value only the general path writes)
+            pass
+    return _REFERENCING_TEXT[longer_hash_keys](_referencing_fields(model, longer_hash_keys))
+
+
+def _general_path(values: tuple[Any, ...], model: Frozen, longer_hash_keys: bool) -> str:
+    raise _GeneralPath
+
+
+_GENERAL_PATH: _ShapeWriter = _general_path  # the "writer" of a shape without one: the general path writes it
+
+
+class _GeneralPath(Exception):
+    """Raised by a writer for a value that only the general path writes."""
+
+
+_shape_writers: dict[tuple[Any, ...], _ShapeWriter] = {}
+_shapes_seen: dict[tuple[Any, ...], int] = {}  # shapes without a writer yet -> how many of their texts were written
+_SHAPE_WRITER_AFTER = 2  # a shape gets a writer with its second text (one-off shapes do not)
+_MAX_SHAPE_WRITERS = 2048  # past it, the writers made so far are forgotten (and made again when needed)
+_MAX_SHAPES_SEEN = 4096
+_MAX_WRITTEN_FIELDS = 64  # a model with more fields is written by the general path
+
+
+def _shape_writer(shape: tuple[Any, ...]) -> _ShapeWriter:
+    """The writer of `shape` from its `_SHAPE_WRITER_AFTER`-th text on; `_GENERAL_PATH` before (and if it has none)."""
+    seen = _shapes_seen.get(shape, 0) + 1
+    if seen < _SHAPE_WRITER_AFTER:
+        if len(_shapes_seen) >= _MAX_SHAPES_SEEN:
+            _shapes_seen.clear()
+        _shapes_seen[shape] = seen
+        return _GENERAL_PATH
+    _shapes_seen.pop(shape, None)
+    if len(_shape_writers) >= _MAX_SHAPE_WRITERS:
+        _shape_writers.clear()
+    writer = _shape_writers[shape] = _make_shape_writer(shape)
+    return writer
+
+
+def _make_shape_writer(shape: tuple[Any, ...]) -> _ShapeWriter:
+    """
+    A function `(values, model, longer_hash_keys) -> text` writing the referencing text of a model whose field
+    values are `values`, the fields named as in `shape`, in that order. `_GENERAL_PATH` for a shape it cannot write:
+    over `_MAX_WRITTEN_FIELDS` fields, a name that is not a str, that starts with "_" (never a field's: an attribute
+    set by hand on the instance, which is not written) or that ends in a reserved suffix (set behind pydantic's back).
+    """
+    if not 2 <= len(shape) <= _MAX_WRITTEN_FIELDS or not all(
+        type(name) is str and name[:1] != "_" and not name.endswith(_RESERVED_SUFFIXES) for name in shape
+    ):
+        return _GENERAL_PATH
+    ordered = sorted(shape)
+    plain = tuple(f"{_encode_str(name)}: " for name in ordered)
+    reference: list[str | None] = []
+    references: list[str | None] = []
+    for position, name in enumerate(ordered):
+        # as a reference, `name__hash_key(s)`, it keeps its place in the order unless the next name sorts before that
+        keeps_place = position + 1 == len(ordered) or name + "__hash_keys" < ordered[position + 1]
+        reference.append(f"{_encode_str(name + '__hash_key')}: " if keeps_place else None)
+        references.append(f"{_encode_str(name + '__hash_keys')}: " if keeps_place else None)
+    make_writer = _writer_makers.get(len(shape)) or _writer_maker(len(shape))
+    return make_writer(
+        itemgetter(*map(shape.index, ordered)),
+        plain,
+        tuple(f"{text}null" for text in plain),
+        tuple(reference),
+        tuple(references),
+    )
+
+
+# One function per number of fields makes the writers of the shapes with that many fields: each writer gets the
+# pieces of its names as closure cells; what it does with a value is the same for every shape:
+_FIELD_PIECE = (
+    "p{i} = k{i} + encode_str(v{i}) if v{i}.__class__ is str else n{i} if v{i} is None "
+    "else k{i} + int_text(v{i}) if v{i}.__class__ is int "
+    "else tuple_piece(v{i}, k{i}, s{i}, longer_hash_keys) if v{i}.__class__ is tuple "
+    "else other_piece(v{i}, k{i}, r{i}, model, longer_hash_keys)"
+)
+_writer_makers: dict[int, Callable[..., _ShapeWriter]] = {}
+
+
+def _writer_maker(count: int) -> Callable[..., _ShapeWriter]:
+    """
+    `make(pick, plain, null, reference, references) -> writer` for shapes of `count` fields, compiled once: `pick`
+    orders the values as their names sort, the other four give, in that order, each name's piece as a plain field
+    (`"name": `), with a None value, as a reference and as a tuple of references (None if it cannot be one).
+    """
+
+    def names(prefix: str) -> str:
+        return "".join(f"{prefix}{index}, " for index in range(count))
+
+    source = "\n".join(
+        [
+            "def make(pick, plain, null, reference, references):",
+            f"    {names('k')}= plain",
+            f"    {names('n')}= null",
+            f"    {names('r')}= reference",
+            f"    {names('s')}= references",
+            "    def write(values, model, longer_hash_keys):",
+            f"        {names('v')}= pick(values)",
+            *(f"        {_FIELD_PIECE.format(i=index)}" for index in range(count)),
+            f'        return f"{{{{{", ".join(f"{{p{index}}}" for index in range(count))}}}}}"',
+            "    return write",
+        ]
+    )
+    namespace: dict[str, Any] = {
+        "encode_str": _encode_str,
+        "int_text": int.__repr__,  # (what the encoder writes an int with)
+        "tuple_piece": _tuple_piece,
+        "other_piece": _other_piece,
+    }
+    exec(source, namespace)  # (no data in the source: only the number of fields)
+    make = _writer_makers[count] = namespace["make"]
+    return make
+
+
+def _tuple_piece(value: tuple[Any, ...], plain: str, references: str | None, longer_hash_keys: bool) -> str:
+    """
+    The `"name": [...]` piece of a tuple as the general path writes it, `"name__hash_keys": [keys]` for one of
+    messages (`references`: None if the writer cannot write that). Raises _GeneralPath for what only it writes.
+    """
+    if not value:
+        return plain + "[]"
+    if _JSON_SCALARS.issuperset(map(type, value)):
+        return plain + _json_text(value)
+    if references is None or not _all_nested_by_hash_key(value):
+        raise _GeneralPath
+    keys = list(map(reference_key, value, repeat(longer_hash_keys)))
+    if not _STR_ONLY.issuperset(map(type, keys)):  # (a subclass's own `hash_key_for` may return anything)
+        raise _GeneralPath
+    return f"{references}[{', '.join(map(_encode_str, keys))}]"
+
+
+def _other_piece(value: Any, plain: str, reference: str | None, model: Frozen, longer_hash_keys: bool) -> str:
+    """
+    The piece of a value neither a str, None, an int nor a tuple as the general path writes it, a message as
+    `"name__hash_key": key` (`reference`: None if the writer cannot write that). Raises _GeneralPath for what only
+    it writes.
+    """
+    kind = type(value)
+    if kind is bool or kind is float:
+        return plain + _json_text(value)
+    if reference is None or not (isinstance(value, Frozen) and kind.nested_by_hash_key) or value is model:
+        raise _GeneralPath
+    key = reference_key(value, longer_hash_keys)
+    if type(key) is not str:  # (a subclass's own `hash_key_for` may return anything)
+        raise _GeneralPath
+    return reference + _encode_str(key)
+
+
+_encode_str = json.encoder.encode_basestring  # (what the encoder writes a str with: `_make_json_text`)
+_STR_ONLY = frozenset((str,))
