@@ -48,6 +48,7 @@ import asyncio
 import json
 import os
 import re
+import sys
 import threading
 import weakref
 from dataclasses import dataclass, field
@@ -361,6 +362,8 @@ _ATX_H1_RE = re.compile(r" {0,3}#(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t]*")
 _ATX_ANY_RE = re.compile(r" {0,3}#{1,6}(?:[ \t]|$)")
 _THEMATIC_BREAK_RE = re.compile(r" {0,3}(?:(?:\*[ \t]*){3,}|(?:-[ \t]*){3,}|(?:_[ \t]*){3,})")
 _SETEXT_ANY_UNDERLINE_RE = re.compile(r" {0,3}(?:=+|-+)[ \t]*")
+_LIST_ITEM_RE = re.compile(r" {0,3}(?:[-+*]|[0-9]{1,9}[.)])(?:[ \t]+|$)")  # its end: the item's content column
+_BLOCK_QUOTE_RE = re.compile(r" {0,3}>")
 _LINK_DEFINITION_RE = re.compile(r""" {0,3}\[[^\]]+\]:[ \t]*\S+(?:[ \t]+(?:"[^"]*"|'[^']*'|\([^)]*\)))?[ \t]*""")
 _FENCE_OPEN_RE = re.compile(r" {0,3}(`{3,}(?=[^`]*$)|~{3,})")
 _FENCE_CLOSE_RE = re.compile(r" {0,3}(`{3,}|~{3,})[ \t]*")
@@ -414,6 +417,9 @@ class _OriginalScanner:
         self._html_end: re.Pattern[str] | None = None  # the end of a multi-line HTML block we are in
         self._in_html_until_blank = False  # inside an HTML block that ends at a blank line
         self._paragraph_starts = True  # the next line may start a paragraph (after a blank line or a block)
+        # the paragraph began in a list item (its content column) or a block quote (None: at the top level): a
+        # setext underline less indented is a lazy continuation line of it (an underline cannot be lazy)
+        self._container_column: int | None = None
 
     def heading(self, lines: list[str], number: int) -> tuple[str, str | None, int] | None:
         """(role, model, lines the heading takes) if `lines[number]` starts a message; advances the state."""
@@ -429,7 +435,7 @@ class _OriginalScanner:
                 self._html_end = None
                 self._paragraph_starts = True
             return None
-        if not line.strip():
+        if not line.strip(" \t"):  # (markdown's blank line: spaces and tabs only, not any Unicode space)
             self._paragraph_starts = True
             self._in_html_until_blank = False
             return None
@@ -447,12 +453,20 @@ class _OriginalScanner:
         if _ATX_ANY_RE.match(line) or _THEMATIC_BREAK_RE.fullmatch(line):
             self._paragraph_starts = True
             return None
-        if not self._paragraph_starts and _SETEXT_ANY_UNDERLINE_RE.fullmatch(line):  # the paragraph was a heading
-            self._paragraph_starts = True
+        if not self._paragraph_starts and _SETEXT_ANY_UNDERLINE_RE.fullmatch(line):
+            column = self._container_column
+            if column is None or len(line) - len(line.lstrip(" ")) >= column:  # the paragraph was a heading
+                self._paragraph_starts = True
             return None
         if self._paragraph_starts and _LINK_DEFINITION_RE.fullmatch(line):  # a block of its own
             return None
         starts = self._paragraph_starts and not line.startswith(" ")
+        if self._paragraph_starts:
+            item = _LIST_ITEM_RE.match(line)
+            if item is not None:
+                self._container_column = item.end()
+            else:
+                self._container_column = sys.maxsize if _BLOCK_QUOTE_RE.match(line) else None
         self._paragraph_starts = False
         if starts and number + 1 < len(lines) and _SETEXT_UNDERLINE_RE.fullmatch(lines[number + 1].rstrip("\r")):
             role = _original_role(line)
