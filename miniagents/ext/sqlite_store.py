@@ -14,9 +14,8 @@ started_at)` and `run_messages(run_id, hash_key)` record which run persisted wha
 The hook only queues the message; one writer thread reads its `serialized` JSON once and its `hash_key`
 (the sha256 of that text, unless the message has computed it already; no context is active in that thread,
 so keys are the short ones; in a context with `longer_hash_keys` the hook reads both itself, in that
-context) and inserts in batches (`executemany`), one transaction per batch (WAL mode), so the event loop
-never waits for the disk. The hook receives nested messages
-before the messages that hold them, and the queue keeps that order: a crash keeps every committed batch,
+context) and inserts in batches (hundreds of rows per INSERT), one transaction per batch (WAL mode), so the
+event loop never waits for the disk. The hook receives nested messages before the messages that hold them, and the queue keeps that order: a crash keeps every committed batch,
 and a message is never committed before the messages it references.
 
 The schema is versioned (`PRAGMA user_version`, `SCHEMA_VERSION`); opening an older database upgrades it
@@ -38,12 +37,15 @@ import time
 import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from itertools import chain
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
 from miniagents.ext.stored_graph import MessageLoader, RunGraph, StoredCall, StoredRun
 from miniagents.messages import Message
 from miniagents.miniagents import MiniAgents
+from miniagents.promising.ownership import current_owner_var
 from miniagents.promising.promising import Promise, PromisingContext
 
 __all__ = [
@@ -144,7 +146,7 @@ class SQLiteMessageStore:
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._queued_run: _Run | None = None  # the run the payloads queued next belong to (guarded by _lock)
         self._runs: weakref.WeakKeyDictionary[PromisingContext, _Run] = weakref.WeakKeyDictionary()
-        # the run looked up last, by the outermost context (a weak reference): most hook calls need no lock
+        # the run looked up last and the context it was looked up for (a weak reference): most hook calls need no lock
         self._last_run: tuple[Callable[[], PromisingContext | None], _Run] = (_nothing, _Run(started_at=0.0))
         self._lock = threading.Lock()  # guards _closed, _writer_failure, _runs and the error lists (held briefly)
         self._reader_lock = threading.Lock()  # guards the reader connection (held while a query reads)
@@ -170,14 +172,18 @@ class SQLiteMessageStore:
         message (its hash key and JSON are read by the writer thread); each outermost MiniAgents context
         it is called in becomes one run. Raises MessageStoreError if the store is closed.
         """
-        context = PromisingContext.get_current_or_none()
-        if context is None:
+        owner = current_owner_var.get()  # (`PromisingContext.get_current_or_none()`, without the call)
+        if owner is None:
             self._put_for(_Run(started_at=time.time()), message)
             return
+        context = owner.context
+        last_context, run = self._last_run  # (`_run_of(context)`, without the call when it is the context of last time)
+        if last_context() is not context:
+            run = self._run_of(context)
         if context.longer_hash_keys:
-            self._queue_with_long_keys(self._run_of(context), message)
+            self._queue_with_long_keys(run, message)
             return
-        self._put_for(self._run_of(context), message)  # the writer thread reads key and JSON (short keys there)
+        self._put_for(run, message)  # the writer thread reads key and JSON (short keys there)
 
     def attach(self, context: MiniAgents) -> None:
         """Persist every message of `context` (and of contexts nested in it) as one new run."""
@@ -195,15 +201,16 @@ class SQLiteMessageStore:
 
     def _run_of(self, context: PromisingContext) -> _Run:
         """The run of the outermost context around `context` (recorded the first time it persists)."""
-        while context.parent is not None:
-            context = context.parent
         last_context, last_run = self._last_run  # one tuple, read at once: safe from any thread
         if last_context() is context:
             return last_run
+        outermost = context
+        while outermost.parent is not None:
+            outermost = outermost.parent
         with self._lock:
-            run = self._runs.get(context)
+            run = self._runs.get(outermost)
             if run is None:
-                run = self._runs[context] = _Run(started_at=time.time())
+                run = self._runs[outermost] = _Run(started_at=time.time())
             self._last_run = (weakref.ref(context), run)
         return run
 
@@ -232,7 +239,8 @@ class SQLiteMessageStore:
     def _put_for(self, run: _Run, payload: Message | _Row | None) -> None:
         """Queue `payload` for `run` (None: only record the run), the run first if it is not the one queued last."""
         with self._lock:  # nothing may be queued behind _STOP: it would never be written (or released)
-            self._refuse_if_stopped()
+            if self._closed or self._writer_failure is not None:
+                self._refuse_if_stopped()
             if run is not self._queued_run:
                 self._queued_run = run
                 self._queue.put(run)
@@ -415,21 +423,16 @@ class SQLiteMessageStore:
                 if run.id is None:
                     run.id = connection.execute("INSERT INTO runs (started_at) VALUES (?)", (run.started_at,)).lastrowid
                     new_runs.append(run)
-                for row in rows:
-                    if row[0] not in written:
-                        written.add(row[0])
-                        new_rows.append(row)
+                new_rows += _unwritten(rows, written)
             if new_rows:
                 if self._on_commit is not None:
                     stored = _stored_keys(connection, [row[0] for row in new_rows])
                     new_keys = [row[0] for row in new_rows if row[0] not in stored]
-                connection.executemany(
-                    "INSERT OR IGNORE INTO messages (hash_key, class_, serialized) VALUES (?, ?, ?)", new_rows
-                )
-            connection.executemany(  # (run id, hash key): made as they are written, none kept
-                "INSERT OR IGNORE INTO run_messages (run_id, hash_key) VALUES (?, ?)",
-                ((run.id, row[0]) for run, rows in groups for row in rows),
-            )
+                _INSERT_MESSAGES.write(connection, list(chain.from_iterable(new_rows)))
+            for run, rows in groups:
+                links = [run.id, ""] * len(rows)  # (run id, hash key) of every row, one after the other
+                links[1::2] = map(_hash_key_of, rows)
+                _INSERT_RUN_MESSAGES.write(connection, links)
             connection.execute("COMMIT")
         except BaseException as exc:
             if connection.in_transaction:
@@ -624,6 +627,54 @@ def _stored_keys(connection: sqlite3.Connection, hash_keys: list[str]) -> set[st
 
 
 _KEYS_PER_QUERY = 500  # below SQLite's smallest limit on bound parameters (999 before 3.32)
+_MAX_BOUND_PARAMETERS = 999  # (that limit)
+_hash_key_of = itemgetter(0)  # (of a row)
+
+
+def _unwritten(rows: list[_Row], written: set[str]) -> list[_Row]:
+    """The rows whose key is not in `written` (the first of each key), their keys added to `written`."""
+    keys = list(map(_hash_key_of, rows))
+    if written.isdisjoint(keys):
+        new_keys = set(keys)
+        if len(new_keys) == len(keys):  # (the common case, checked in C: every row new, each key once)
+            written |= new_keys
+            return rows
+    unwritten = []
+    for row in rows:
+        if row[0] not in written:
+            written.add(row[0])
+            unwritten.append(row)
+    return unwritten
+
+
+class _MultiRowInsert:
+    """
+    `INSERT OR IGNORE` of rows into one table, as many rows per statement as SQLite takes bound parameters: far
+    fewer statements than `executemany` runs (one per row, each a step, a reset and a round through the GIL).
+    """
+
+    def __init__(self, table: str, columns: tuple[str, ...]) -> None:
+        self.width = len(columns)
+        rows_per_statement = _MAX_BOUND_PARAMETERS // self.width
+        row = f"({', '.join('?' * self.width)})"
+        head = f"INSERT OR IGNORE INTO {table} ({', '.join(columns)}) VALUES "
+        self.values_per_statement = rows_per_statement * self.width
+        self.full_statement = head + ", ".join([row] * rows_per_statement)
+        self.row_statement = head + row
+
+    def write(self, connection: sqlite3.Connection, values: list[Any]) -> None:
+        """Insert the rows whose values, row after row, are `values`."""
+        size = self.values_per_statement
+        full = len(values) - len(values) % size
+        for start in range(0, full, size):
+            connection.execute(self.full_statement, values[start : start + size])
+        if full < len(values):  # the rest: row by row (the one iterator zipped with itself: each row's values)
+            rest = iter(values[full:])
+            connection.executemany(self.row_statement, zip(*[rest] * self.width, strict=True))
+
+
+_INSERT_MESSAGES = _MultiRowInsert("messages", ("hash_key", "class_", "serialized"))
+_INSERT_RUN_MESSAGES = _MultiRowInsert("run_messages", ("run_id", "hash_key"))
 
 
 def _new_group(groups: list[_Group], run: _Run | None) -> list[_Row]:
