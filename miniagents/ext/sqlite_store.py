@@ -15,8 +15,9 @@ The hook only queues the message; one writer thread reads its `serialized` JSON 
 (the sha256 of that text, unless the message has computed it already; no context is active in that thread,
 so keys are the short ones; in a context with `longer_hash_keys` the hook reads both itself, in that
 context) and inserts in batches (hundreds of rows per INSERT), one transaction per batch (WAL mode), so the
-event loop never waits for the disk. The hook receives nested messages before the messages that hold them, and the queue keeps that order: a crash keeps every committed batch,
-and a message is never committed before the messages it references.
+event loop never waits for the disk. The hook receives nested messages before the messages that hold them, and
+the queue keeps that order: a crash keeps every committed batch, and a message is never committed before the
+messages it references.
 
 The schema is versioned (`PRAGMA user_version`, `SCHEMA_VERSION`); opening an older database upgrades it
 in place, a database from a newer version is refused.
