@@ -1182,6 +1182,7 @@ def _make_shape_writer(shape: tuple[Any, ...]) -> _ShapeWriter:
         itemgetter(*map(shape.index, ordered)),
         plain,
         tuple(f"{text}null" for text in plain),
+        tuple(f"{text}[]" for text in plain),
         tuple(reference),
         tuple(references),
     )
@@ -1192,7 +1193,7 @@ def _make_shape_writer(shape: tuple[Any, ...]) -> _ShapeWriter:
 _FIELD_PIECE = (
     "p{i} = k{i} + encode_str(v{i}) if v{i}.__class__ is str else n{i} if v{i} is None "
     "else k{i} + int_text(v{i}) if v{i}.__class__ is int "
-    "else tuple_piece(v{i}, k{i}, s{i}, longer_hash_keys) if v{i}.__class__ is tuple "
+    "else (tuple_piece(v{i}, k{i}, s{i}, longer_hash_keys) if v{i} else e{i}) if v{i}.__class__ is tuple "
     "else other_piece(v{i}, k{i}, r{i}, model, longer_hash_keys)"
 )
 _writer_makers: dict[int, Callable[..., _ShapeWriter]] = {}
@@ -1200,9 +1201,9 @@ _writer_makers: dict[int, Callable[..., _ShapeWriter]] = {}
 
 def _writer_maker(count: int) -> Callable[..., _ShapeWriter]:
     """
-    `make(pick, plain, null, reference, references) -> writer` for shapes of `count` fields, compiled once: `pick`
-    orders the values as their names sort, the other four give, in that order, each name's piece as a plain field
-    (`"name": `), with a None value, as a reference and as a tuple of references (None if it cannot be one).
+    `make(pick, plain, null, empty, reference, references) -> writer` for shapes of `count` fields, compiled once:
+    `pick` orders the values as their names sort, the others give, in that order, each name's piece as a plain
+    field (`"name": `), with None, with an empty tuple, as a reference and as references (None if it cannot be).
     """
 
     def names(prefix: str) -> str:
@@ -1210,9 +1211,10 @@ def _writer_maker(count: int) -> Callable[..., _ShapeWriter]:
 
     source = "\n".join(
         [
-            "def make(pick, plain, null, reference, references):",
+            "def make(pick, plain, null, empty, reference, references):",
             f"    {names('k')}= plain",
             f"    {names('n')}= null",
+            f"    {names('e')}= empty",
             f"    {names('r')}= reference",
             f"    {names('s')}= references",
             "    def write(values, model, longer_hash_keys):",
@@ -1238,12 +1240,20 @@ def _tuple_piece(value: tuple[Any, ...], plain: str, references: str | None, lon
     The `"name": [...]` piece of a tuple as the general path writes it, `"name__hash_keys": [keys]` for one of
     messages (`references`: None if the writer cannot write that). Raises _GeneralPath for what only it writes.
     """
-    if not value:
-        return plain + "[]"
     if _JSON_SCALARS.issuperset(map(type, value)):
         return plain + _json_text(value)
     if references is None or not _all_nested_by_hash_key(value):
         raise _GeneralPath
+    for kind in set(map(type, value)):
+        if kind.hash_key_for is not _FROZEN_HASH_KEY_FOR:
+            break
+    else:  # keys of our own: hex digests, the JSON text of each is itself in quotes
+        try:
+            if longer_hash_keys:
+                return f'{references}["{_QUOTED_KEYS_SEPARATOR.join(map(_get_long_digest, value))}"]'
+            return f'{references}["{_QUOTED_KEYS_SEPARATOR.join(map(_short_key, map(_get_digest, value)))}"]'
+        except AttributeError:  # not all of them known yet
+            pass
     keys = list(map(reference_key, value, repeat(longer_hash_keys)))
     if not _STR_ONLY.issuperset(map(type, keys)):  # (a subclass's own `hash_key_for` may return anything)
         raise _GeneralPath
@@ -1261,6 +1271,13 @@ def _other_piece(value: Any, plain: str, reference: str | None, model: Frozen, l
         return plain + _json_text(value)
     if reference is None or not (isinstance(value, Frozen) and kind.nested_by_hash_key) or value is model:
         raise _GeneralPath
+    if kind.hash_key_for is _FROZEN_HASH_KEY_FOR:  # a key of our own: a hex digest, its JSON text is itself in quotes
+        try:
+            if longer_hash_keys:
+                return f'{reference}"{_get_long_digest(value)}"'
+            return f'{reference}"{_get_digest(value)[:SHORT_HASH_KEY_LENGTH]}"'
+        except AttributeError:  # not known yet
+            pass
     key = reference_key(value, longer_hash_keys)
     if type(key) is not str:  # (a subclass's own `hash_key_for` may return anything)
         raise _GeneralPath
@@ -1269,3 +1286,5 @@ def _other_piece(value: Any, plain: str, reference: str | None, model: Frozen, l
 
 _encode_str = json.encoder.encode_basestring  # (what the encoder writes a str with: `_make_json_text`)
 _STR_ONLY = frozenset((str,))
+_QUOTED_KEYS_SEPARATOR = '", "'
+_short_key = itemgetter(slice(SHORT_HASH_KEY_LENGTH))
