@@ -1240,14 +1240,17 @@ def _tuple_piece(value: tuple[Any, ...], plain: str, references: str | None, lon
     The `"name": [...]` piece of a tuple as the general path writes it, `"name__hash_keys": [keys]` for one of
     messages (`references`: None if the writer cannot write that). Raises _GeneralPath for what only it writes.
     """
-    if _JSON_SCALARS.issuperset(map(type, value)):
+    kinds = set(map(type, value))
+    if kinds <= _JSON_SCALARS:
         return plain + _json_text(value)
-    if references is None or not _all_nested_by_hash_key(value):
+    if references is None:
         raise _GeneralPath
-    for kind in set(map(type, value)):
-        if kind.hash_key_for is not _FROZEN_HASH_KEY_FOR:
-            break
-    else:  # keys of our own: hex digests, the JSON text of each is itself in quotes
+    own_keys = True  # whether every message keeps Frozen's hash_key_for
+    for kind in kinds:  # (checked per class, not per item; an object that only claims to be a model fails here)
+        if not (issubclass(kind, Frozen) and kind.nested_by_hash_key):
+            raise _GeneralPath
+        own_keys = own_keys and kind.hash_key_for is _FROZEN_HASH_KEY_FOR
+    if own_keys:  # hex digests: the JSON text of each is itself in quotes
         try:
             if longer_hash_keys:
                 return f'{references}["{_QUOTED_KEYS_SEPARATOR.join(map(_get_long_digest, value))}"]'
