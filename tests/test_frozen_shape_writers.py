@@ -55,10 +55,7 @@ def shape_and_values(model: Frozen) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
 def writer_text(model: Frozen, longer_hash_keys: bool) -> str | None:
     """What a writer made for the shape of `model` writes (None: it hands the model to the general path)."""
     shape, field_values = shape_and_values(model)
-    try:
-        return frozen._make_shape_writer(shape)(field_values, model, longer_hash_keys)
-    except frozen._GeneralPath:
-        return None
+    return frozen._make_shape_writer(shape)(field_values, model, longer_hash_keys)
 
 
 def assert_writer_agrees(model: Frozen) -> str | None:
@@ -208,3 +205,15 @@ def test_writers_are_made_for_repeated_shapes_only_and_stay_bounded(monkeypatch:
     assert ("class_", "text", "text_template", f"repeated_{number}") in frozen._shape_writers
     message = Message("text", repeated_0=1)
     assert message.serialized == general_text(message, False)
+
+
+def test_a_shape_whose_writer_keeps_handing_over_goes_to_the_general_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(frozen, "_shape_writers", {})
+    monkeypatch.setattr(frozen, "_shapes_seen", {})
+    monkeypatch.setattr(frozen, "_shapes_handed_over", {})
+    for number in range(frozen._SHAPE_WRITER_AFTER + frozen._HANDED_OVER_BEFORE_GENERAL_PATH):
+        message = Message("text", meta={"n": number})  # a nested dict: only the general path writes it
+        assert message.serialized == general_text(message, False)
+
+    assert frozen._shape_writers[("class_", "text", "text_template", "meta")] is frozen._GENERAL_PATH
+    assert not frozen._shapes_handed_over

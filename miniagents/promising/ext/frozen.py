@@ -1101,41 +1101,33 @@ _REFERENCING_TEXT = (
 # tuple of neither only scalars nor only messages) hands the model to the general path (`_referencing_fields` and
 # the encoder), which is the oracle: tests/test_frozen_shape_writers.py holds the two byte-for-byte equal.
 
-_ShapeWriter = Callable[[tuple[Any, ...], Frozen, bool], str]
+_ShapeWriter = Callable[[tuple[Any, ...], Frozen, bool], "str | None"]
 
 
 def _referencing_text(model: Frozen, longer_hash_keys: bool) -> str:
     """The text of a model `nested_by_hash_key`: the models it holds that are `nested_by_hash_key` as hash keys."""
     own = model.__dict__
     extra = model.__pydantic_extra__
-    if extra:
-        shape: tuple[Any, ...] = (*own, *extra)
-        values = (*own.values(), *extra.values())
-    else:
-        shape = tuple(own)
-        values = tuple(own.values())
+    shape = (*own, *extra) if extra else tuple(own)
     writer = _shape_writers.get(shape) or _shape_writer(shape)
     if writer is not _GENERAL_PATH:
-        try:
-            return writer(values, model, longer_hash_keys)
-        except _GeneralPath:  # (a value only the general path writes)
-            pass
+        text = writer((*own.values(), *extra.values()) if extra else tuple(own.values()), model, longer_hash_keys)
+        if text is not None:
+            return text
+        _handed_over(shape)
     return _REFERENCING_TEXT[longer_hash_keys](_referencing_fields(model, longer_hash_keys))
 
 
-def _general_path(values: tuple[Any, ...], model: Frozen, longer_hash_keys: bool) -> str:
-    raise _GeneralPath
+def _general_path(values: tuple[Any, ...], model: Frozen, longer_hash_keys: bool) -> None:
+    return None
 
 
 _GENERAL_PATH: _ShapeWriter = _general_path  # the "writer" of a shape without one: the general path writes it
 
-
-class _GeneralPath(Exception):
-    """Raised by a writer for a value that only the general path writes."""
-
-
 _shape_writers: dict[tuple[Any, ...], _ShapeWriter] = {}
 _shapes_seen: dict[tuple[Any, ...], int] = {}  # shapes without a writer yet -> how many of their texts were written
+_shapes_handed_over: dict[tuple[Any, ...], int] = {}  # shapes with a writer -> how many texts it handed over
+_HANDED_OVER_BEFORE_GENERAL_PATH = 8  # a shape whose writer hands over this many texts has the general path only
 _SHAPE_WRITER_AFTER = 2  # a shape gets a writer with its second text (one-off shapes do not)
 _MAX_SHAPE_WRITERS = 2048  # past it, the writers made so far are forgotten (and made again when needed)
 _MAX_SHAPES_SEEN = 4096
@@ -1157,10 +1149,27 @@ def _shape_writer(shape: tuple[Any, ...]) -> _ShapeWriter:
     return writer
 
 
+def _handed_over(shape: tuple[Any, ...]) -> None:
+    """
+    Count a text of `shape` its writer handed to the general path (a value of a kind the writer does not write, e.g.
+    a nested dict, which a field of that shape usually holds): from the `_HANDED_OVER_BEFORE_GENERAL_PATH`-th on,
+    the shape goes to the general path directly (no slower than before writers existed).
+    """
+    handed_over = _shapes_handed_over.get(shape, 0) + 1
+    if handed_over < _HANDED_OVER_BEFORE_GENERAL_PATH:
+        if len(_shapes_handed_over) >= _MAX_SHAPES_SEEN:
+            _shapes_handed_over.clear()
+        _shapes_handed_over[shape] = handed_over
+        return
+    _shapes_handed_over.pop(shape, None)
+    _shape_writers[shape] = _GENERAL_PATH
+
+
 def _make_shape_writer(shape: tuple[Any, ...]) -> _ShapeWriter:
     """
     A function `(values, model, longer_hash_keys) -> text` writing the referencing text of a model whose field
-    values are `values`, the fields named as in `shape`, in that order. `_GENERAL_PATH` for a shape it cannot write:
+    values are `values`, the fields named as in `shape`, in that order, or None as soon as a value is one only the
+    general path writes. `_GENERAL_PATH` for a shape it cannot write:
     over `_MAX_WRITTEN_FIELDS` fields, a name that is not a str, that starts with "_" (never a field's: an attribute
     set by hand on the instance, which is not written) or that ends in a reserved suffix (set behind pydantic's back).
     """
@@ -1190,12 +1199,20 @@ def _make_shape_writer(shape: tuple[Any, ...]) -> _ShapeWriter:
 
 # One function per number of fields makes the writers of the shapes with that many fields: each writer gets the
 # pieces of its names as closure cells; what it does with a value is the same for every shape:
-_FIELD_PIECE = (
-    "p{i} = k{i} + encode_str(v{i}) if v{i}.__class__ is str else n{i} if v{i} is None "
-    "else k{i} + int_text(v{i}) if v{i}.__class__ is int "
-    "else (tuple_piece(v{i}, k{i}, s{i}, longer_hash_keys) if v{i} else e{i}) if v{i}.__class__ is tuple "
-    "else other_piece(v{i}, k{i}, r{i}, model, longer_hash_keys)"
-)
+_FIELD_PIECE = """
+        if v{i}.__class__ is str:
+            p{i} = k{i} + encode_str(v{i})
+        elif v{i} is None:
+            p{i} = n{i}
+        elif v{i}.__class__ is int:
+            p{i} = k{i} + int_text(v{i})
+        else:
+            if v{i}.__class__ is tuple:
+                p{i} = tuple_piece(v{i}, k{i}, s{i}, longer_hash_keys) if v{i} else e{i}
+            else:
+                p{i} = other_piece(v{i}, k{i}, r{i}, model, longer_hash_keys)
+            if p{i} is None:
+                return None"""
 _writer_makers: dict[int, Callable[..., _ShapeWriter]] = {}
 
 
@@ -1219,7 +1236,7 @@ def _writer_maker(count: int) -> Callable[..., _ShapeWriter]:
             f"    {names('s')}= references",
             "    def write(values, model, longer_hash_keys):",
             f"        {names('v')}= pick(values)",
-            *(f"        {_FIELD_PIECE.format(i=index)}" for index in range(count)),
+            *(_FIELD_PIECE.format(i=index) for index in range(count)),
             f'        return f"{{{{{", ".join(f"{{p{index}}}" for index in range(count))}}}}}"',
             "    return write",
         ]
@@ -1235,20 +1252,20 @@ def _writer_maker(count: int) -> Callable[..., _ShapeWriter]:
     return make
 
 
-def _tuple_piece(value: tuple[Any, ...], plain: str, references: str | None, longer_hash_keys: bool) -> str:
+def _tuple_piece(value: tuple[Any, ...], plain: str, references: str | None, longer_hash_keys: bool) -> str | None:
     """
     The `"name": [...]` piece of a tuple as the general path writes it, `"name__hash_keys": [keys]` for one of
-    messages (`references`: None if the writer cannot write that). Raises _GeneralPath for what only it writes.
+    messages (`references`: None if the writer cannot write that); None for one only the general path writes.
     """
     kinds = set(map(type, value))
     if kinds <= _JSON_SCALARS:
         return plain + _json_text(value)
     if references is None:
-        raise _GeneralPath
+        return None
     own_keys = True  # whether every message keeps Frozen's hash_key_for
     for kind in kinds:  # (checked per class, not per item; an object that only claims to be a model fails here)
         if not (issubclass(kind, Frozen) and kind.nested_by_hash_key):
-            raise _GeneralPath
+            return None
         own_keys = own_keys and kind.hash_key_for is _FROZEN_HASH_KEY_FOR
     if own_keys:  # hex digests: the JSON text of each is itself in quotes
         try:
@@ -1259,21 +1276,21 @@ def _tuple_piece(value: tuple[Any, ...], plain: str, references: str | None, lon
             pass
     keys = list(map(reference_key, value, repeat(longer_hash_keys)))
     if not _STR_ONLY.issuperset(map(type, keys)):  # (a subclass's own `hash_key_for` may return anything)
-        raise _GeneralPath
+        return None
     return f"{references}[{', '.join(map(_encode_str, keys))}]"
 
 
-def _other_piece(value: Any, plain: str, reference: str | None, model: Frozen, longer_hash_keys: bool) -> str:
+def _other_piece(value: Any, plain: str, reference: str | None, model: Frozen, longer_hash_keys: bool) -> str | None:
     """
     The piece of a value neither a str, None, an int nor a tuple as the general path writes it, a message as
-    `"name__hash_key": key` (`reference`: None if the writer cannot write that). Raises _GeneralPath for what only
-    it writes.
+    `"name__hash_key": key` (`reference`: None if the writer cannot write that); None for one only the general
+    path writes.
     """
     kind = type(value)
     if kind is bool or kind is float:
         return plain + _json_text(value)
     if reference is None or not (isinstance(value, Frozen) and kind.nested_by_hash_key) or value is model:
-        raise _GeneralPath
+        return None
     if kind.hash_key_for is _FROZEN_HASH_KEY_FOR:  # a key of our own: a hex digest, its JSON text is itself in quotes
         try:
             if longer_hash_keys:
@@ -1283,7 +1300,7 @@ def _other_piece(value: Any, plain: str, reference: str | None, model: Frozen, l
             pass
     key = reference_key(value, longer_hash_keys)
     if type(key) is not str:  # (a subclass's own `hash_key_for` may return anything)
-        raise _GeneralPath
+        return None
     return reference + _encode_str(key)
 
 
