@@ -1169,12 +1169,15 @@ def _make_shape_writer(shape: tuple[Any, ...]) -> _ShapeWriter:
     """
     A function `(values, model, longer_hash_keys) -> text` writing the referencing text of a model whose field
     values are `values`, the fields named as in `shape`, in that order, or None as soon as a value is one only the
-    general path writes. `_GENERAL_PATH` for a shape it cannot write:
-    over `_MAX_WRITTEN_FIELDS` fields, a name that is not a str, that starts with "_" (never a field's: an attribute
-    set by hand on the instance, which is not written) or that ends in a reserved suffix (set behind pydantic's back).
+    general path writes. `_GENERAL_PATH` for a shape it cannot write: over `_MAX_WRITTEN_FIELDS` fields, a name
+    that is not a str, that starts with "_" (never a field's: an attribute set by hand on the instance, which is not
+    written), that ends in a reserved suffix or that is both a declared and an extra field (set behind pydantic's
+    back).
     """
-    if not 2 <= len(shape) <= _MAX_WRITTEN_FIELDS or not all(
-        type(name) is str and name[:1] != "_" and not name.endswith(_RESERVED_SUFFIXES) for name in shape
+    if (
+        not 2 <= len(shape) <= _MAX_WRITTEN_FIELDS
+        or len(set(shape)) != len(shape)
+        or not all(type(name) is str and name[:1] != "_" and not name.endswith(_RESERVED_SUFFIXES) for name in shape)
     ):
         return _GENERAL_PATH
     ordered = sorted(shape)
