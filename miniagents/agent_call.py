@@ -195,7 +195,7 @@ class AgentCall(TaskOwner):
             self._task = task = asyncio.get_running_loop().create_task(self._arun())
             context.count_task(task, self)  # (no done callback: `_arun()` reports its end itself)
         else:  # lazy: the first consumer to wait for a reply starts the function
-            replies = self._replies = MessageAppender.feeding(self._reply_promise, True, start_asap=False).open()
+            replies = self._replies = MessageAppender(True, False, sequence_promise=self._reply_promise).open()
             replies.on_first_demand(self._start_on_demand)
         if context.observers.merged:
             context.notify_agent_call(self)
@@ -239,7 +239,7 @@ class AgentCall(TaskOwner):
     def _open_replies(self) -> MessageAppender:
         replies = self._replies
         if replies is None:
-            replies = self._replies = MessageAppender.feeding(self._reply_promise, True, start_asap=True).open()
+            replies = self._replies = MessageAppender(True, True, sequence_promise=self._reply_promise).open()
         return replies
 
     def add_done_callback(self, callback: Callable[[AgentCall], None]) -> None:

@@ -144,35 +144,25 @@ class MessageAppender(StreamAppender[Any]):
         "sequence_promise",
     )
 
-    def __init__(self, capture_errors: bool | Sentinel = DEFAULT, start_asap: bool | Sentinel = DEFAULT) -> None:
-        owner = current_owner_var.get()  # (the active context, read inline: one appender per agent call)
-        if owner is None:
-            raise RuntimeError(NO_CONTEXT_MESSAGE)
-        self._set_up(owner.context, capture_errors, start_asap, None)
-
-    @classmethod
-    def feeding(
-        cls,
-        promise: MessageSequencePromise,
+    def __init__(
+        self,
         capture_errors: bool | Sentinel = DEFAULT,
         start_asap: bool | Sentinel = DEFAULT,
-    ) -> MessageAppender:
-        """
-        An appender whose `sequence_promise` is `promise`, made by `MessageSequencePromise.fed_later()` (in its
-        context): what the promise's source gives it when its stream is first needed. Raises PromisingError if the
-        promise has its stream already.
-        """
-        appender = cls.__new__(cls)
-        appender._set_up(promise.context, capture_errors, start_asap, promise)
-        return appender
-
-    def _set_up(
-        self,
-        context: PromisingContext,
-        capture_errors: bool | Sentinel,
-        start_asap: bool | Sentinel,
-        promise: MessageSequencePromise | None,
+        *,
+        sequence_promise: MessageSequencePromise | None = None,
     ) -> None:
+        """
+        `sequence_promise`: a promise made by `MessageSequencePromise.fed_later()` to feed (in its context; what its
+        source gives it when its stream is first needed), instead of a new one. Raises PromisingError if that
+        promise has its stream already, RuntimeError outside a context.
+        """
+        if sequence_promise is not None:
+            context = sequence_promise.context
+        else:
+            owner = current_owner_var.get()  # (the active context, read inline: one appender per agent call)
+            if owner is None:
+                raise RuntimeError(NO_CONTEXT_MESSAGE)
+            context = owner.context
         self._context = context
         # (StreamAppender.__init__, inlined: one appender per agent call)
         default = context.appenders_capture_errors_by_default
@@ -191,11 +181,12 @@ class MessageAppender(StreamAppender[Any]):
         self.on_first_demand_callback: Callable[[], None] | None = None
         writer: StreamWriter[Any] = StreamWriter()
         self._writer = writer
-        if promise is None:
-            self.sequence_promise: MessageSequencePromise = MessageSequencePromise.fed_by(writer, context)
+        if sequence_promise is None:
+            promise: MessageSequencePromise = MessageSequencePromise.fed_by(writer, context)
         else:
-            promise.feed_with(writer)
-            self.sequence_promise = promise
+            sequence_promise.feed_with(writer)
+            promise = sequence_promise
+        self.sequence_promise: MessageSequencePromise = promise
         if not self._start_asap:  # lazy: the first consumer to wait starts the work
             writer.on_first_demand(self._on_demand)
 

@@ -7,7 +7,6 @@ from typing import Any
 
 from pydantic import ValidationInfo, field_validator
 
-from miniagents.promising.context import NO_CONTEXT_MESSAGE
 from miniagents.promising.ext.frozen import (
     LONG_HASH_KEY_LENGTH,
     Frozen,
@@ -264,7 +263,7 @@ class MessagePromise(StreamedPromise[str, Message]):
     @classmethod
     def of_message(cls, message: Message) -> MessagePromise:
         """The resolved promise of `message` (which has a text), in the active context: the quick way."""
-        promise = cls.completed(None, message)  # (its one token, the text, is only made into a stream if asked)
+        promise = cls.completed(message)  # (its one token, the text, is only made into a stream if asked)
         cls._set_up_resolved(promise)
         return promise
 
@@ -273,16 +272,10 @@ class MessagePromise(StreamedPromise[str, Message]):
         """`Message(text=text).as_promise`, the quickest way (the commonest reply of all: an agent replying a str)."""
         if type(text) is not str or not text.isascii():
             return Message(text=text).as_promise
-        owner = current_owner_var.get()  # (completed(None, message), inlined: this runs for every reply)
-        if owner is None:
-            raise RuntimeError(NO_CONTEXT_MESSAGE)
         message = _new_message(Message)
         _set_text_only(message, text)
-        promise = cls.__new__(cls)
-        promise._set_up(owner.context, None, None, message)
-        promise._set_up_resolved()
+        promise = cls.of_message(message)
         _AS_PROMISE_CACHE.__set__(message, promise)
-        owner.context.promise_resolved(promise, message)
         return promise
 
     def _pieces_of_result(self) -> tuple[str, ...]:

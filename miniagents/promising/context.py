@@ -56,7 +56,7 @@ class PromisingContext:
         self.root_owner: TaskOwner = TaskOwner(self, None)
         self.loop: asyncio.AbstractEventLoop | None = None  # the loop this context's tasks run on
         # every task started in this context that has not ended -> the owner its end is handed to (None: nobody);
-        # read-only for all but `track_task()`
+        # read-only for all but `track_task()`, `count_task()` and `forget_task()`
         self.tasks_in_flight: dict[asyncio.Task[Any], TaskOwner | None] = {}
         self._task_done_callback = self._task_done  # every task's done callback: one bound method, not one per task
         self._activation_token: Token[TaskOwner | None] | None = None

@@ -208,10 +208,7 @@ class Forwarding:
                     if following is None:
                         self.active = False
                         return
-                    state = following._state  # go on with the stream `on_end()` gave
-                    if state is None:
-                        state = following._stream()
-                    self._state = state
+                    state = self._state = following.stream_state  # go on with the stream `on_end()` gave
                     self._index = 0
                     continue
                 demand = state.demand
@@ -578,19 +575,18 @@ class StreamedPromise(Promise[WHOLE], Generic[PIECE, WHOLE]):
             state.demand = self._produce_next_in_background
 
     @classmethod
-    def completed(cls, pieces: tuple[Any, ...] | None, result: Any) -> Any:
+    def completed(cls, result: Any) -> Any:
         """
-        A promise of this class made complete: its stream is `pieces` (a tuple, without error pieces; None: the
-        subclass's `_pieces_of_result()`, made when first asked for) and its value `result`, in the active
-        context, which observes the resolution. The quick way to wrap a value that is already there (a subclass
-        adds its own attributes to what this returns).
+        A promise of this class made complete with the value `result`, in the active context, which observes the
+        resolution; its stream is made from the result (the subclass's `_pieces_of_result()`) only if somebody asks
+        for it. The quick way to wrap a value that is already there (a subclass adds its own attributes to what this
+        returns).
         """
         owner = current_owner_var.get()
         if owner is None:
             raise RuntimeError(NO_CONTEXT_MESSAGE)
         promise = cls.__new__(cls)
-        state = None if pieces is None else _StreamState(cls.__name__, pieces, True)
-        cls._set_up(promise, owner.context, state, None, result)
+        cls._set_up(promise, owner.context, None, None, result)
         owner.context.promise_resolved(promise, result)
         return promise
 
@@ -632,7 +628,7 @@ class StreamedPromise(Promise[WHOLE], Generic[PIECE, WHOLE]):
         writer: StreamWriter[Any] | WriterSource | None,
         result: Any,
     ) -> None:
-        """Every attribute, for `completed()` / `fed_by()` (no resolver; the stream started or fed by hand)."""
+        """Every attribute, for `completed()`, `fed_by()`, `fed_later()` (no resolver; complete or fed by hand)."""
         self._state = state
         self._streamer_function = writer
         self._stream_aiter = None
@@ -645,13 +641,13 @@ class StreamedPromise(Promise[WHOLE], Generic[PIECE, WHOLE]):
         self._result = result
 
     def _pieces_of_result(self) -> tuple[PIECE, ...]:
-        """The stream of a promise made by `completed(None, result)`, from its result (a subclass's to say)."""
+        """The stream of a promise made by `completed(result)`, from its result (a subclass's to say)."""
         raise NotImplementedError(f"{type(self).__name__} cannot make its stream from its result")
 
     def _stream(self) -> _StreamState:
         """
         The state of the stream; a promise made without it gets it now: from its result if it was made complete
-        (`completed(None, ...)`), else its writer from its source (`fed_later()`).
+        (`completed()`), else its writer from its source (`fed_later()`).
         """
         state = self._state
         if state is None:
