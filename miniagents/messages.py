@@ -274,7 +274,8 @@ class MessagePromise(StreamedPromise[str, Message]):
             return Message(text=text).as_promise
         message = _new_message(Message)
         _set_text_only(message, text)
-        promise = cls.of_message(message)
+        promise = cls.completed(message)  # (of_message(), inlined: this runs for every reply)
+        cls._set_up_resolved(promise)
         _AS_PROMISE_CACHE.__set__(message, promise)
         return promise
 

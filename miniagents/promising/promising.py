@@ -677,7 +677,8 @@ class StreamedPromise(Promise[WHOLE], Generic[PIECE, WHOLE]):
     @property
     def stream_state(self) -> _StreamState:
         """The state of the stream (what a `Forwarding` follows); not for consumers: iterate the promise."""
-        return self._stream()
+        state = self._state
+        return self._stream() if state is None else state
 
     @property
     def stream_done(self) -> bool:
